@@ -1,0 +1,241 @@
+#include "filter/core/address.h"
+
+#include <algorithm>
+
+namespace tcpsteer {
+namespace {
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+int hexValue(char c) {
+  if (isDigit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Strict dotted quad: four decimal parts 0..255, no leading zeros (they would read as octal elsewhere).
+std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
+  std::array<uint8_t, 4> out{};
+  size_t part = 0;
+  size_t i = 0;
+  while (part < 4) {
+    size_t start = i;
+    unsigned value = 0;
+    while (i < text.size() && isDigit(text[i]) && i - start < 3) {
+      value = value * 10 + static_cast<unsigned>(text[i] - '0');
+      ++i;
+    }
+    size_t digits = i - start;
+    if (digits == 0 || value > 255 || (digits > 1 && text[start] == '0')) return std::nullopt;
+    out[part++] = static_cast<uint8_t>(value);
+    if (part < 4) {
+      if (i >= text.size() || text[i] != '.') return std::nullopt;
+      ++i;
+    }
+  }
+  if (i != text.size()) return std::nullopt;
+  return out;
+}
+
+bool isV4Mapped(const std::array<uint8_t, 16>& b) {
+  return std::all_of(b.begin(), b.begin() + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff &&
+         b[11] == 0xff;
+}
+
+std::optional<std::array<uint8_t, 16>> parseV6(std::string_view text) {
+  if (text.size() < 2 || text.size() > 45) return std::nullopt;
+  std::array<uint16_t, 8> head{};
+  std::array<uint16_t, 8> tail{};
+  size_t head_count = 0;
+  size_t tail_count = 0;
+  bool compressed = false;
+  bool embedded_v4 = false;
+  std::array<uint8_t, 4> v4{};
+
+  size_t i = 0;
+  if (text.starts_with("::")) {
+    compressed = true;
+    i = 2;
+  } else if (text[0] == ':') {
+    return std::nullopt;
+  }
+  while (i < text.size()) {
+    size_t end = text.find(':', i);
+    std::string_view group = text.substr(i, end == std::string_view::npos ? end : end - i);
+    if (group.empty()) return std::nullopt;
+    size_t& count = compressed ? tail_count : head_count;
+    auto& groups = compressed ? tail : head;
+    if (group.find('.') != std::string_view::npos) {
+      // A trailing dotted IPv4 counts as two groups and must end the text.
+      if (end != std::string_view::npos) return std::nullopt;
+      auto quad = parseDottedQuad(group);
+      if (!quad || head_count + tail_count + 2 > 8) return std::nullopt;
+      v4 = *quad;
+      embedded_v4 = true;
+      break;
+    }
+    if (group.size() > 4 || head_count + tail_count >= 8) return std::nullopt;
+    unsigned value = 0;
+    for (char c : group) {
+      int h = hexValue(c);
+      if (h < 0) return std::nullopt;
+      value = (value << 4) | static_cast<unsigned>(h);
+    }
+    groups[count++] = static_cast<uint16_t>(value);
+    if (end == std::string_view::npos) break;
+    i = end + 1;
+    if (i < text.size() && text[i] == ':') {
+      if (compressed) return std::nullopt;  // a second "::"
+      compressed = true;
+      ++i;
+    } else if (i == text.size()) {
+      return std::nullopt;  // trailing single ':'
+    }
+  }
+  size_t groups_used = head_count + tail_count + (embedded_v4 ? 2 : 0);
+  if (compressed ? groups_used > 7 : groups_used != 8) return std::nullopt;
+
+  std::array<uint8_t, 16> out{};
+  for (size_t g = 0; g < head_count; ++g) {
+    out[2 * g] = static_cast<uint8_t>(head[g] >> 8);
+    out[2 * g + 1] = static_cast<uint8_t>(head[g] & 0xff);
+  }
+  size_t tail_bytes = 2 * tail_count + (embedded_v4 ? 4 : 0);
+  size_t pos = 16 - tail_bytes;
+  for (size_t g = 0; g < tail_count; ++g) {
+    out[pos++] = static_cast<uint8_t>(tail[g] >> 8);
+    out[pos++] = static_cast<uint8_t>(tail[g] & 0xff);
+  }
+  if (embedded_v4) std::copy(v4.begin(), v4.end(), out.begin() + 12);
+  return out;
+}
+
+// Strips an IPv6 zone ("%eth0"): letters, digits and "._-", at most 16 characters.
+std::optional<std::string_view> stripZone(std::string_view text) {
+  size_t percent = text.find('%');
+  if (percent == std::string_view::npos) return text;
+  std::string_view zone = text.substr(percent + 1);
+  if (zone.empty() || zone.size() > 16) return std::nullopt;
+  for (char c : zone) {
+    bool ok = isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return std::nullopt;
+  }
+  return text.substr(0, percent);
+}
+
+}  // namespace
+
+std::optional<uint16_t> parsePort(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (!isDigit(c)) return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+std::optional<IpAddress> parseIp(std::string_view text) {
+  if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
+  IpAddress address;
+  if (text.find(':') == std::string_view::npos) {
+    auto quad = parseDottedQuad(text);
+    if (!quad) return std::nullopt;
+    std::copy(quad->begin(), quad->end(), address.bytes.begin());
+    return address;
+  }
+  auto bytes = parseV6(text);
+  if (!bytes) return std::nullopt;
+  if (isV4Mapped(*bytes)) {
+    std::copy(bytes->begin() + 12, bytes->end(), address.bytes.begin());
+    return address;
+  }
+  address.family = IpFamily::kV6;
+  address.bytes = *bytes;
+  return address;
+}
+
+std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
+  if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
+  SocketAddress result;
+  std::string_view host = text;
+  if (text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      result.port = parsePort(rest.substr(1));
+      if (!result.port) return std::nullopt;
+    }
+    if (host.find(':') == std::string_view::npos) return std::nullopt;  // "[1.2.3.4]" is not v6
+  } else {
+    size_t colons = static_cast<size_t>(std::count(text.begin(), text.end(), ':'));
+    if (colons == 1) {
+      size_t colon = text.find(':');
+      host = text.substr(0, colon);
+      result.port = parsePort(text.substr(colon + 1));
+      if (!result.port) return std::nullopt;
+    }
+    // colons == 0: bare IPv4; colons > 1: bare IPv6 without a port.
+  }
+  auto unzoned = stripZone(host);
+  if (!unzoned) return std::nullopt;
+  if (unzoned->size() != host.size() && host.find(':') == std::string_view::npos) {
+    return std::nullopt;  // zones only exist on IPv6
+  }
+  auto ip = parseIp(*unzoned);
+  if (!ip) return std::nullopt;
+  result.ip = *ip;
+  return result;
+}
+
+bool IpPrefix::contains(const IpAddress& address) const {
+  if (address.family != base.family) return false;
+  size_t full_bytes = length / 8;
+  if (!std::equal(base.bytes.begin(), base.bytes.begin() + static_cast<ptrdiff_t>(full_bytes),
+                  address.bytes.begin())) {
+    return false;
+  }
+  unsigned rest_bits = length % 8;
+  if (rest_bits == 0) return true;
+  auto mask = static_cast<uint8_t>(0xff << (8 - rest_bits));
+  return (address.bytes[full_bytes] & mask) == base.bytes[full_bytes];
+}
+
+std::optional<IpPrefix> parsePrefix(std::string_view text) {
+  size_t slash = text.find('/');
+  auto ip = parseIp(text.substr(0, slash));
+  if (!ip) return std::nullopt;
+  // A v4-mapped v6 prefix would be ambiguous after normalisation; ask for the IPv4 form instead.
+  if (ip->family == IpFamily::kV4 && text.substr(0, slash).find(':') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  IpPrefix prefix;
+  prefix.base = *ip;
+  unsigned max_length = static_cast<unsigned>(ip->byteLength() * 8);
+  if (slash == std::string_view::npos) {
+    prefix.length = static_cast<uint8_t>(max_length);
+    return prefix;
+  }
+  std::string_view length_text = text.substr(slash + 1);
+  if (length_text.empty() || length_text.size() > 3) return std::nullopt;
+  unsigned length = 0;
+  for (char c : length_text) {
+    if (!isDigit(c)) return std::nullopt;
+    length = length * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (length > max_length || (length_text.size() > 1 && length_text[0] == '0')) return std::nullopt;
+  prefix.length = static_cast<uint8_t>(length);
+  // Reject host bits: "10.1.2.3/8" is almost always a mistake.
+  for (size_t bit = length; bit < max_length; ++bit) {
+    if (ip->bytes[bit / 8] & (0x80 >> (bit % 8))) return std::nullopt;
+  }
+  return prefix;
+}
+
+}  // namespace tcpsteer

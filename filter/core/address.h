@@ -1,0 +1,56 @@
+// Socket address and CIDR parsing for the routing core.
+// Pure functions over untrusted text: no allocation, no exceptions, every input is accepted or rejected.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace tcpsteer {
+
+enum class IpFamily : uint8_t { kV4, kV6 };
+
+struct IpAddress {
+  IpFamily family = IpFamily::kV4;
+  // Network byte order; an IPv4 address uses the first four bytes.
+  std::array<uint8_t, 16> bytes{};
+
+  size_t byteLength() const { return family == IpFamily::kV4 ? 4 : 16; }
+  // "Last octet" of the routing rule: the last byte of the address (IPv4 d of a.b.c.d, IPv6 byte 15).
+  uint8_t lastOctet() const { return bytes[byteLength() - 1]; }
+  bool operator==(const IpAddress&) const = default;
+};
+
+struct SocketAddress {
+  IpAddress ip;
+  std::optional<uint16_t> port;
+};
+
+// Longest text we accept: "[" + 45-char IPv6 (with embedded IPv4) + "%" + zone + "]:" + 5 digits.
+inline constexpr size_t kMaxAddressText = 80;
+
+// "a.b.c.d" or an IPv6 literal (with "::" compression and an optional trailing dotted IPv4).
+// IPv4-mapped IPv6 (::ffff:a.b.c.d) is returned as the IPv4 address it carries, so IPv4 rules match it.
+std::optional<IpAddress> parseIp(std::string_view text);
+
+// The forms Envoy prints for source/destination.address: "a.b.c.d:port", "[v6]:port", and the same
+// without a port ("a.b.c.d", "v6", "[v6]"). An IPv6 zone ("%eth0") is accepted and ignored.
+std::optional<SocketAddress> parseSocketAddress(std::string_view text);
+
+struct IpPrefix {
+  IpAddress base;  // host bits are zero
+  uint8_t length = 0;
+
+  bool contains(const IpAddress& address) const;
+};
+
+// "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). Host bits set below the prefix are an
+// error, as they usually mean a typo ("10.1.2.3/8").
+std::optional<IpPrefix> parsePrefix(std::string_view text);
+
+// Decimal port 0..65535, digits only.
+std::optional<uint16_t> parsePort(std::string_view text);
+
+}  // namespace tcpsteer

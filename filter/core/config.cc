@@ -1,0 +1,484 @@
+#include "filter/core/config.h"
+
+#include <algorithm>
+
+#include "filter/core/json.h"
+#include "filter/core/text.h"
+
+namespace tcpsteer {
+namespace {
+
+constexpr size_t kMaxTemplateLength = 255;
+constexpr size_t kMaxNameLength = 32;
+constexpr std::string_view kPortPlaceholder = "{port}";
+
+
+// Where an error is: "rules[2].target" is Field{"rules", 2, ".target"}. Built only on failure.
+struct Field {
+  std::string_view name;
+  size_t index = SIZE_MAX;
+  std::string_view suffix;
+
+  Field(const char* field_name) : name(field_name) {}  // NOLINT(google-explicit-constructor)
+  Field(std::string_view field_name, size_t item, std::string_view field_suffix = {})
+      : name(field_name), index(item), suffix(field_suffix) {}
+
+  std::string text() const {
+    std::string out(name);
+    if (index != SIZE_MAX) {
+      out += '[';
+      appendDecimal(out, index);
+      out += ']';
+    }
+    out += suffix;
+    return out;
+  }
+};
+
+// One out-of-line constructor for every error path: call sites pass pointers, not string temporaries.
+[[gnu::noinline]] ConfigResult failure(std::string_view field, std::string_view problem, std::string_view expected) {
+  ConfigResult result;
+  result.error = ConfigError{std::string(field), std::string(problem), std::string(expected)};
+  return result;
+}
+
+// Insertion sort: the lists are short (ports), and std::sort would add kilobytes to the module.
+template <typename T, typename Less>
+void sortSmall(std::vector<T>& items, Less less) {
+  for (size_t i = 1; i < items.size(); ++i) {
+    T item = items[i];
+    size_t j = i;
+    for (; j > 0 && less(item, items[j - 1]); --j) items[j] = items[j - 1];
+    items[j] = item;
+  }
+}
+
+bool isNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+bool isValidName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameLength && std::all_of(name.begin(), name.end(), isNameChar);
+}
+
+// Envoy cluster names are free-form, but a template with spaces, braces other than "{port}" or control
+// characters is certainly a mistake.
+std::optional<ClusterTemplate> compileTemplate(std::string_view text, std::string* problem) {
+  if (text.empty() || text.size() > kMaxTemplateLength) {
+    *problem = "cluster template must be 1 to 255 characters";
+    return std::nullopt;
+  }
+  size_t placeholder = text.find(kPortPlaceholder);
+  std::string_view prefix = text.substr(0, placeholder);
+  std::string_view suffix =
+      placeholder == std::string_view::npos ? std::string_view() : text.substr(placeholder + kPortPlaceholder.size());
+  for (std::string_view part : {prefix, suffix}) {
+    for (char c : part) {
+      if (c <= ' ' || c > '~' || c == '{' || c == '}') {
+        *problem = "cluster template must be printable ASCII, no spaces, '{port}' at most once";
+        return std::nullopt;
+      }
+    }
+  }
+  ClusterTemplate compiled;
+  compiled.prefix.assign(prefix);
+  compiled.suffix.assign(suffix);
+  compiled.has_port = placeholder != std::string_view::npos;
+  return compiled;
+}
+
+// "outbound|{port}||egress1.default.svc.cluster.local" -> "egress1"; "egress2" -> "egress2".
+std::string deriveTargetName(std::string_view text, size_t index) {
+  size_t bar = text.rfind('|');
+  std::string_view host = bar == std::string_view::npos ? text : text.substr(bar + 1);
+  host = host.substr(0, host.find('.'));
+  if (isValidName(host)) return std::string(host);
+  std::string name = "target";
+  appendDecimal(name, index);
+  return name;
+}
+
+std::optional<uint16_t> portValue(const json::Value& value) {
+  auto integer = value.asInteger();
+  if (!integer || *integer < 1 || *integer > 65535) return std::nullopt;
+  return static_cast<uint16_t>(*integer);
+}
+
+constexpr const char* kPortExpected = "an integer port from 1 to 65535, e.g. 443";
+
+class ConfigReader {
+ public:
+  ConfigResult read(const json::Value& root) {
+    Config config;
+    ConfigResult result;
+    if (readDocument(root, config)) {
+      result.config = std::move(config);
+    } else {
+      result.error = std::move(error_);
+    }
+    return result;
+  }
+
+ private:
+  static constexpr std::string_view kIstioTargets =
+      R"(["outbound|{port}||egress1.default.svc.cluster.local","outbound|{port}||egress2.default.svc.cluster.local"])";
+  static constexpr std::string_view kStandaloneTargets = R"(["egress1","egress2"])";
+
+  // Every error path sets error_ through here and returns false: one out-of-line call per site.
+  [[gnu::noinline]] bool fail(const Field& field, std::string_view problem, std::string_view expected) {
+    error_ = ConfigError{field.text(), std::string(problem), std::string(expected)};
+    return false;
+  }
+
+  bool readDocument(const json::Value& root, Config& config) {
+    if (root.type == json::Value::Type::kString) return applyPreset(root.text, "", config);
+    if (root.type != json::Value::Type::kObject) {
+      return fail("", "configuration must be a JSON object or a preset name",
+                     "a JSON object such as {\"targets\": [\"egress1\", \"egress2\"]}, or \"istio\" / \"standalone\"");
+    }
+    for (const json::Member& member : root.members) {
+      static constexpr std::string_view kKnown[] = {"preset",     "targets",       "rules",     "port_map",
+                                                    "match_ports", "mode",         "on_unroutable", "log_level"};
+      if (std::find(std::begin(kKnown), std::end(kKnown), member.key) == std::end(kKnown)) {
+        return fail(Field(member.key, SIZE_MAX), "unknown field",
+                       "one of preset, targets, rules, port_map, match_ports, mode, on_unroutable, log_level");
+      }
+    }
+    const json::Value* preset = root.find("preset");
+    const json::Value* targets = root.find("targets");
+    if (preset != nullptr && targets != nullptr) {
+      return fail("preset", "preset and targets are both set", "either \"preset\" or \"targets\", not both");
+    }
+    if (preset != nullptr && preset->type != json::Value::Type::kString) {
+      return fail("preset", "must be a string", "\"istio\" or \"standalone\"");
+    }
+    if (!applyPreset(preset != nullptr ? std::string_view(preset->text) : std::string_view(), "preset", config)) {
+      return false;
+    }
+    if (targets != nullptr) {
+      if (!readTargets(*targets, config)) return false;
+    }
+    if (const json::Value* rules = root.find("rules")) {
+      if (!readRules(*rules, config)) return false;
+    }
+    if (const json::Value* port_map = root.find("port_map")) {
+      if (!readPortMap(*port_map, config)) return false;
+    }
+    if (const json::Value* match_ports = root.find("match_ports")) {
+      if (!readMatchPorts(*match_ports, config)) return false;
+    }
+    if (const json::Value* mode = root.find("mode")) {
+      auto index = readEnum(*mode, {"route", "dry-run"});
+      if (!index) return fail("mode", "unknown mode", "\"route\" or \"dry-run\"");
+      config.mode = static_cast<Mode>(*index);
+    }
+    if (const json::Value* on_unroutable = root.find("on_unroutable")) {
+      auto index = readEnum(*on_unroutable, {"passthrough", "close"});
+      if (!index) return fail("on_unroutable", "unknown policy", "\"passthrough\" or \"close\"");
+      config.on_unroutable = static_cast<OnUnroutable>(*index);
+    }
+    if (const json::Value* log_level = root.find("log_level")) {
+      auto index = readEnum(*log_level, {"trace", "debug", "info", "warn", "error", "critical"});
+      if (!index) {
+        return fail("log_level", "unknown log level", "one of trace, debug, info, warn, error, critical");
+      }
+      config.log_level = static_cast<LogLevel>(*index);
+    }
+    return true;
+  }
+
+  // Presets are target lists in JSON, read by the same code as user targets.
+  bool applyPreset(std::string_view name, const char* field, Config& config) {
+    std::string_view targets;
+    if (name.empty() || name == "istio") {
+      targets = kIstioTargets;
+    } else if (name == "standalone") {
+      targets = kStandaloneTargets;
+    } else {
+      return fail(field, "unknown preset", "\"istio\" (Istio cluster names) or \"standalone\"");
+    }
+    auto document = json::parse(targets, nullptr);
+    return document && readTargets(*document, config);
+  }
+
+  static std::optional<size_t> readEnum(const json::Value& value, std::initializer_list<std::string_view> names) {
+    if (value.type != json::Value::Type::kString) return std::nullopt;
+    size_t index = 0;
+    for (std::string_view name : names) {
+      if (value.text == name) return index;
+      ++index;
+    }
+    return std::nullopt;
+  }
+
+  bool readTargets(const json::Value& value, Config& config) {
+    constexpr const char* kExpected =
+"[\"outbound|{port}||egress1.default.svc.cluster.local\", {\"name\": \"e2\", \"cluster\": \"egress2\"}]";
+    if (value.type != json::Value::Type::kArray || value.items.empty() || value.items.size() > kMaxTargets) {
+      return fail("targets", "must be an array of 1 to 64 targets", kExpected);
+    }
+    config.targets.clear();
+    for (size_t i = 0; i < value.items.size(); ++i) {
+      const json::Value& item = value.items[i];
+      Field field("targets", i);
+      Target target;
+      std::string template_text;
+      if (item.type == json::Value::Type::kString) {
+        template_text = item.text;
+        target.name = deriveTargetName(item.text, i);
+      } else if (item.type == json::Value::Type::kObject) {
+        const json::Value* name = item.find("name");
+        const json::Value* cluster = item.find("cluster");
+        if (name == nullptr || cluster == nullptr || item.members.size() != 2 ||
+            name->type != json::Value::Type::kString || cluster->type != json::Value::Type::kString) {
+          return fail(field, "a target object needs exactly the string fields name and cluster",
+                         "{\"name\": \"egress1\", \"cluster\": \"outbound|{port}||egress1.default.svc.cluster.local\"}");
+        }
+        if (!isValidName(name->text)) {
+          return fail(Field("targets", i, ".name"), "invalid target name", "1 to 32 characters of A-Z a-z 0-9 _ -");
+        }
+        target.name = name->text;
+        template_text = cluster->text;
+        field.suffix = ".cluster";
+      } else {
+        return fail(field, "must be a string or an object",
+                       kExpected);
+      }
+      std::string problem;
+      auto compiled = compileTemplate(template_text, &problem);
+      if (!compiled) return fail(field, problem, "e.g. \"outbound|{port}||egress1.default.svc.cluster.local\"");
+      target.cluster = std::move(*compiled);
+      for (const Target& existing : config.targets) {
+        if (existing.name == target.name) {
+          return fail(Field("targets", i, ".name"), "two targets have the same name",
+                         "distinct names (object form: {\"name\": ..., \"cluster\": ...})");
+        }
+      }
+      config.targets.push_back(std::move(target));
+    }
+    return true;
+  }
+
+  static std::optional<size_t> resolveTarget(const json::Value& value, const Config& config) {
+    if (value.type == json::Value::Type::kString) {
+      for (size_t i = 0; i < config.targets.size(); ++i) {
+        if (config.targets[i].name == value.text) return i;
+      }
+      return std::nullopt;
+    }
+    auto index = value.asInteger();
+    if (!index || *index < 0 || static_cast<size_t>(*index) >= config.targets.size()) return std::nullopt;
+    return static_cast<size_t>(*index);
+  }
+
+  bool readRules(const json::Value& value, Config& config) {
+    constexpr const char* kRuleExpected =
+        "{\"source_cidr\": \"10.0.0.0/8\", \"target\": \"egress1\"} or {\"last_octet\": [0, 99], \"target\": 1}";
+    if (value.type != json::Value::Type::kArray || value.items.size() > kMaxRules) {
+      return fail("rules", "must be an array of at most 256 rules", kRuleExpected);
+    }
+    for (size_t i = 0; i < value.items.size(); ++i) {
+      const json::Value& item = value.items[i];
+      Field field("rules", i);
+      if (item.type != json::Value::Type::kObject) return fail(field, "a rule must be an object", kRuleExpected);
+      const json::Value* cidr = item.find("source_cidr");
+      const json::Value* octet = item.find("last_octet");
+      const json::Value* target = item.find("target");
+      if ((cidr == nullptr) == (octet == nullptr) || target == nullptr || item.members.size() != 2) {
+        return fail(field, "a rule needs exactly one of source_cidr or last_octet, and target", kRuleExpected);
+      }
+      Rule rule;
+      if (cidr != nullptr) {
+        auto prefix = cidr->type == json::Value::Type::kString ? parsePrefix(cidr->text) : std::nullopt;
+        if (!prefix) {
+          return fail(Field("rules", i, ".source_cidr"), "not a valid CIDR (host bits must be zero)",
+                         "an IPv4 or IPv6 prefix such as \"10.244.0.0/16\" or \"fd00::/8\"");
+        }
+        rule.kind = Rule::Kind::kSourceCidr;
+        rule.prefix = *prefix;
+        rule.description = "source_cidr " + cidr->text;
+      } else {
+        std::optional<int64_t> low;
+        std::optional<int64_t> high;
+        if (octet->type == json::Value::Type::kArray && octet->items.size() == 2) {
+          low = octet->items[0].asInteger();
+          high = octet->items[1].asInteger();
+        } else {
+          low = high = octet->asInteger();
+        }
+        if (!low || !high || *low < 0 || *high > 255 || *low > *high) {
+          return fail(Field("rules", i, ".last_octet"), "not a last-octet range",
+                         "[min, max] with 0 <= min <= max <= 255, or a single integer");
+        }
+        rule.kind = Rule::Kind::kLastOctet;
+        rule.octet_min = static_cast<uint8_t>(*low);
+        rule.octet_max = static_cast<uint8_t>(*high);
+        rule.description = "last_octet ";
+        appendDecimal(rule.description, rule.octet_min);
+        rule.description += '-';
+        appendDecimal(rule.description, rule.octet_max);
+      }
+      auto target_index = resolveTarget(*target, config);
+      if (!target_index) {
+        return fail(Field("rules", i, ".target"), "names no configured target",
+                    "the name of a target (see targets) or its index, counting from 0");
+      }
+      rule.target = *target_index;
+      config.rules.push_back(std::move(rule));
+    }
+    return true;
+  }
+
+  bool readPortMap(const json::Value& value, Config& config) {
+    if (value.type != json::Value::Type::kObject) {
+      return fail("port_map", "must be an object", "{\"443\": 8080, \"80\": 8081}");
+    }
+    for (const json::Member& member : value.members) {
+      auto from = parsePort(member.key);
+      if (!from || *from == 0) {
+        return fail(Field("port_map.", SIZE_MAX, member.key), "key is not a port", "keys are ports in quotes, e.g. \"443\"");
+      }
+      auto to = portValue(member.value);
+      if (!to) return fail(Field("port_map.", SIZE_MAX, member.key), "value is not a port", kPortExpected);
+      config.port_map.push_back(PortMapping{*from, *to});
+    }
+    sortSmall(config.port_map, [](const PortMapping& a, const PortMapping& b) { return a.from < b.from; });
+    for (size_t i = 1; i < config.port_map.size(); ++i) {
+      if (config.port_map[i].from == config.port_map[i - 1].from) {
+        return fail("port_map", "a port is mapped twice",
+                       "each port once (\"0443\" is \"443\")");
+      }
+    }
+    return true;
+  }
+
+  bool readMatchPorts(const json::Value& value, Config& config) {
+    if (value.type != json::Value::Type::kArray || value.items.empty()) {
+      return fail("match_ports", "must be a non-empty array of ports", "[443, 8080]");
+    }
+    for (size_t i = 0; i < value.items.size(); ++i) {
+      auto port = portValue(value.items[i]);
+      if (!port) return fail(Field("match_ports", i), "not a port", kPortExpected);
+      config.match_ports.push_back(*port);
+    }
+    sortSmall(config.match_ports, [](uint16_t a, uint16_t b) { return a < b; });
+    config.match_ports.erase(std::unique(config.match_ports.begin(), config.match_ports.end()),
+                             config.match_ports.end());
+    return true;
+  }
+
+  ConfigError error_;
+};
+
+}  // namespace
+
+Target::Target() = default;
+Target::~Target() = default;
+Target::Target(Target&&) noexcept = default;
+Target::Target(const Target&) = default;
+Target& Target::operator=(Target&&) noexcept = default;
+Target& Target::operator=(const Target&) = default;
+Rule::Rule() = default;
+Rule::~Rule() = default;
+Rule::Rule(Rule&&) noexcept = default;
+Rule::Rule(const Rule&) = default;
+Rule& Rule::operator=(Rule&&) noexcept = default;
+Rule& Rule::operator=(const Rule&) = default;
+Config::Config() = default;
+Config::~Config() = default;
+Config::Config(Config&&) noexcept = default;
+Config& Config::operator=(Config&&) noexcept = default;
+Config::Config(const Config&) = default;
+Config& Config::operator=(const Config&) = default;
+ConfigResult::ConfigResult() = default;
+ConfigResult::~ConfigResult() = default;
+ConfigResult::ConfigResult(ConfigResult&&) noexcept = default;
+ConfigResult& ConfigResult::operator=(ConfigResult&&) noexcept = default;
+
+std::string ClusterTemplate::render(uint16_t port) const {
+  std::string out;
+  out.reserve(prefix.size() + suffix.size() + 5);
+  out += prefix;
+  if (has_port) {
+    appendDecimal(out, port);
+    out += suffix;
+  }
+  return out;
+}
+
+std::string ClusterTemplate::text() const {
+  return has_port ? prefix + std::string(kPortPlaceholder) + suffix : prefix;
+}
+
+bool Rule::matches(const IpAddress& source) const {
+  if (kind == Kind::kSourceCidr) return prefix.contains(source);
+  uint8_t octet = source.lastOctet();
+  return octet >= octet_min && octet <= octet_max;
+}
+
+uint16_t Config::mapPort(uint16_t destination_port) const {
+  auto it = std::lower_bound(port_map.begin(), port_map.end(), destination_port,
+                             [](const PortMapping& m, uint16_t port) { return m.from < port; });
+  return it != port_map.end() && it->from == destination_port ? it->to : destination_port;
+}
+
+bool Config::matchesPort(uint16_t destination_port) const {
+  return match_ports.empty() || std::binary_search(match_ports.begin(), match_ports.end(), destination_port);
+}
+
+bool Config::needsDestinationPort() const {
+  return !match_ports.empty() ||
+         std::any_of(targets.begin(), targets.end(), [](const Target& t) { return t.cluster.has_port; });
+}
+
+std::string ConfigError::message() const {
+  std::string out = "invalid configuration";
+  if (!field.empty()) out += " at '" + field + "'";
+  out += ": " + problem + "; expected " + expected;
+  return out;
+}
+
+Config istioPreset() { return std::move(*parseConfig("istio").config); }
+
+Config standalonePreset() { return std::move(*parseConfig("standalone").config); }
+
+ConfigResult parseConfig(std::string_view bytes) {
+  if (bytes.size() > kMaxConfigBytes) {
+    return failure("", "configuration is larger than 64 KiB", "a JSON object of at most 65536 bytes");
+  }
+  // Plain words, as the seed's EnvoyFilter passes them (a StringValue without JSON quoting).
+  size_t first = bytes.find_first_not_of(" \t\r\n");
+  std::string_view trimmed = first == std::string_view::npos
+                                 ? std::string_view()
+                                 : bytes.substr(first, bytes.find_last_not_of(" \t\r\n") - first + 1);
+  if (trimmed.empty() || trimmed == "istio" || trimmed == "standalone") {
+    json::Value word;
+    word.type = json::Value::Type::kString;
+    word.text.assign(trimmed);
+    return ConfigReader().read(word);
+  }
+  json::ParseError parse_error;
+  auto document = json::parse(bytes, &parse_error);
+  if (!document) {
+    std::string problem = "not valid JSON: " + parse_error.message + " at byte ";
+    appendDecimal(problem, parse_error.offset);
+    return failure("", problem,
+                   "\"istio\", \"standalone\" or a JSON object such as {\"preset\": \"standalone\"}");
+  }
+  return ConfigReader().read(*document);
+}
+
+const char* logLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+    case LogLevel::kCritical: return "critical";
+  }
+  return "info";
+}
+
+}  // namespace tcpsteer

@@ -1,0 +1,123 @@
+// The filter's configuration: parsed once per onConfigure from the plugin configuration bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filter/core/address.h"
+
+namespace tcpsteer {
+
+// A cluster-name template, split once at its "{port}" placeholder so rendering is two appends.
+struct ClusterTemplate {
+  std::string prefix;
+  std::string suffix;
+  bool has_port = false;
+
+  std::string render(uint16_t port) const;
+  std::string text() const;  // the template as written
+};
+
+struct Target {
+  Target();
+  ~Target();
+  Target(Target&&) noexcept;
+  Target(const Target&);
+  Target& operator=(Target&&) noexcept;
+  Target& operator=(const Target&);
+
+  std::string name;  // used in logs and metric names
+  ClusterTemplate cluster;
+};
+
+struct Rule {
+  Rule();
+  ~Rule();
+  Rule(Rule&&) noexcept;
+  Rule(const Rule&);
+  Rule& operator=(Rule&&) noexcept;
+  Rule& operator=(const Rule&);
+
+  enum class Kind : uint8_t { kSourceCidr, kLastOctet };
+  Kind kind = Kind::kSourceCidr;
+  IpPrefix prefix;           // kSourceCidr
+  uint8_t octet_min = 0;     // kLastOctet, inclusive
+  uint8_t octet_max = 255;   // kLastOctet, inclusive
+  size_t target = 0;         // index into Config::targets
+  std::string description;   // "source 10.0.0.0/8", "last_octet 0-99": for decision logs
+
+  bool matches(const IpAddress& source) const;
+};
+
+enum class Mode : uint8_t { kRoute, kDryRun };
+enum class OnUnroutable : uint8_t { kPassthrough, kClose };
+
+// proxy-wasm log levels (trace 0 .. critical 5).
+enum class LogLevel : uint8_t { kTrace = 0, kDebug, kInfo, kWarn, kError, kCritical };
+
+struct PortMapping {
+  uint16_t from;
+  uint16_t to;
+};
+
+struct Config {
+  // Out-of-line special members keep the many early-return paths of the parser from each inlining a
+  // full destructor (the wasm module's size budget is tight).
+  Config();
+  ~Config();
+  Config(Config&&) noexcept;
+  Config& operator=(Config&&) noexcept;
+  Config(const Config&);
+  Config& operator=(const Config&);
+
+  std::vector<Target> targets;
+  std::vector<Rule> rules;
+  std::vector<PortMapping> port_map;  // sorted by `from`, unique
+  std::vector<uint16_t> match_ports;  // sorted, unique; empty = every port
+  Mode mode = Mode::kRoute;
+  OnUnroutable on_unroutable = OnUnroutable::kPassthrough;
+  LogLevel log_level = LogLevel::kInfo;  // level of the per-connection decision lines
+
+  uint16_t mapPort(uint16_t destination_port) const;
+  bool matchesPort(uint16_t destination_port) const;
+  bool needsDestinationPort() const;
+};
+
+struct ConfigError {
+  std::string field;     // "targets[1]", "rules[0].source_cidr", "" for the document itself
+  std::string problem;   // what is wrong
+  std::string expected;  // the accepted form, with an example
+
+  std::string message() const;  // one line naming all three
+};
+
+struct ConfigResult {
+  ConfigResult();
+  ~ConfigResult();
+  ConfigResult(ConfigResult&&) noexcept;
+  ConfigResult& operator=(ConfigResult&&) noexcept;
+
+  std::optional<Config> config;
+  ConfigError error;  // meaningful when !config
+};
+
+inline constexpr size_t kMaxTargets = 64;
+inline constexpr size_t kMaxRules = 256;
+
+// Longest configuration we accept; Envoy passes at most the ConfigMap-sized JSON.
+inline constexpr size_t kMaxConfigBytes = 64 * 1024;
+
+// Accepts: empty or "istio" (the seed's Istio cluster names), "standalone" (clusters egress1/egress2),
+// either word as a JSON string, or a JSON object (schema in filter/README.md).
+ConfigResult parseConfig(std::string_view bytes);
+
+// The built-in presets; "istio" is the seed's behaviour.
+Config istioPreset();
+Config standalonePreset();
+
+const char* logLevelName(LogLevel level);
+
+}  // namespace tcpsteer

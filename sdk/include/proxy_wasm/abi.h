@@ -1,0 +1,88 @@
+// proxy-wasm ABI 0.2.1: the host functions this SDK imports and the enums of the spec.
+// Every import here is in Envoy's host list (tests/fixtures/envoy-host-imports.txt); only those a
+// module actually calls end up in its import section.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace proxy_wasm {
+
+enum class WasmResult : uint32_t {
+  kOk = 0,
+  kNotFound = 1,
+  kBadArgument = 2,
+  kSerializationFailure = 3,
+  kParseFailure = 4,
+  kBadExpression = 5,
+  kInvalidMemoryAccess = 6,
+  kEmpty = 7,
+  kCasMismatch = 8,
+  kResultMismatch = 9,
+  kInternalFailure = 10,
+  kBrokenConnection = 11,
+  kUnimplemented = 12,
+};
+
+enum class LogLevel : uint32_t { kTrace = 0, kDebug = 1, kInfo = 2, kWarn = 3, kError = 4, kCritical = 5 };
+
+enum class BufferType : uint32_t {
+  kHttpRequestBody = 0,
+  kHttpResponseBody = 1,
+  kNetworkDownstreamData = 2,
+  kNetworkUpstreamData = 3,
+  kHttpCallResponseBody = 4,
+  kGrpcReceiveBuffer = 5,
+  kVmConfiguration = 6,
+  kPluginConfiguration = 7,
+  kCallData = 8,
+};
+
+enum class StreamType : uint32_t { kRequest = 0, kResponse = 1, kDownstream = 2, kUpstream = 3 };
+enum class MetricType : uint32_t { kCounter = 0, kGauge = 1, kHistogram = 2 };
+enum class PeerType : uint32_t { kUnknown = 0, kLocal = 1, kRemote = 2 };
+// L4 callbacks: 0 = Continue, anything else = StopIteration (Pause).
+enum class FilterStatus : uint32_t { kContinue = 0, kStopIteration = 1 };
+
+const char* resultName(WasmResult result);
+
+}  // namespace proxy_wasm
+
+#if defined(__wasm__)
+#define PROXY_WASM_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
+#else
+// Native builds (tests) link these against a fake host.
+#define PROXY_WASM_IMPORT(name)
+#endif
+
+extern "C" {
+PROXY_WASM_IMPORT(proxy_log)
+uint32_t proxy_log(uint32_t level, const char* message, size_t message_size);
+PROXY_WASM_IMPORT(proxy_get_log_level)
+uint32_t proxy_get_log_level(uint32_t* level);
+PROXY_WASM_IMPORT(proxy_get_property)
+uint32_t proxy_get_property(const char* path, size_t path_size, char** value, size_t* value_size);
+PROXY_WASM_IMPORT(proxy_set_property)
+uint32_t proxy_set_property(const char* path, size_t path_size, const char* value, size_t value_size);
+PROXY_WASM_IMPORT(proxy_get_buffer_bytes)
+uint32_t proxy_get_buffer_bytes(uint32_t type, size_t start, size_t length, char** data, size_t* size);
+PROXY_WASM_IMPORT(proxy_call_foreign_function)
+uint32_t proxy_call_foreign_function(const char* name, size_t name_size, const char* args, size_t args_size,
+                                     char** results, size_t* results_size);
+PROXY_WASM_IMPORT(proxy_define_metric)
+uint32_t proxy_define_metric(uint32_t type, const char* name, size_t name_size, uint32_t* metric_id);
+PROXY_WASM_IMPORT(proxy_increment_metric)
+uint32_t proxy_increment_metric(uint32_t metric_id, int64_t offset);
+PROXY_WASM_IMPORT(proxy_record_metric)
+uint32_t proxy_record_metric(uint32_t metric_id, uint64_t value);
+PROXY_WASM_IMPORT(proxy_get_metric)
+uint32_t proxy_get_metric(uint32_t metric_id, uint64_t* value);
+PROXY_WASM_IMPORT(proxy_get_current_time_nanoseconds)
+uint32_t proxy_get_current_time_nanoseconds(uint64_t* nanoseconds);
+PROXY_WASM_IMPORT(proxy_set_tick_period_milliseconds)
+uint32_t proxy_set_tick_period_milliseconds(uint32_t period);
+PROXY_WASM_IMPORT(proxy_continue_stream)
+uint32_t proxy_continue_stream(uint32_t stream_type);
+PROXY_WASM_IMPORT(proxy_close_stream)
+uint32_t proxy_close_stream(uint32_t stream_type);
+}
