@@ -1,0 +1,47 @@
+# tcpsteer front door. Every target that builds installs missing Debian packages first (make deps).
+BUILD      ?= build
+NATIVE_DIR := $(BUILD)/native
+WASM_DIR   := $(BUILD)/wasm
+MODULE     := $(WASM_DIR)/filter/tcpsteer.wasm
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 10
+
+SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find sdk filter tests bench -name '*.cc' -o -name '*.h')
+
+.PHONY: all deps wasm native test bench lint format clean demo
+
+all: wasm native
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(WASM_DIR)/build.ninja:
+	cmake -S . -B $(WASM_DIR) -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/wasm32-wasi-clang19.cmake -DCMAKE_BUILD_TYPE=Release
+
+wasm: deps $(WASM_DIR)/build.ninja
+	cmake --build $(WASM_DIR) -j $(JOBS)
+	@echo "built $(MODULE) ($$(stat -c %s $(MODULE)) bytes)"
+
+$(NATIVE_DIR)/build.ninja:
+	cmake -S . -B $(NATIVE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
+	  -DTCPSTEER_WASM_MODULE=$(abspath $(MODULE)) -DTCPSTEER_FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+native: deps $(NATIVE_DIR)/build.ninja
+	cmake --build $(NATIVE_DIR) -j $(JOBS)
+
+test: wasm native
+	ctest --test-dir $(NATIVE_DIR) --output-on-failure -j $(JOBS)
+
+bench: wasm native
+	$(NATIVE_DIR)/bench/core_bench
+
+lint: deps native
+	clang-format-19 --dry-run --Werror $(SOURCES)
+	clang-tidy-19 -p $(NATIVE_DIR) --quiet $(filter %.cc,$(filter-out tests/fuzz/%,$(SOURCES)))
+
+format:
+	clang-format-19 -i $(SOURCES)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,34 @@
+// libFuzzer target: the configuration parser never crashes, and the JSON reader never accepts a document
+// that nlohmann-json (a widely used, conforming parser) rejects.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "filter/core/config.h"
+#include "filter/core/decision.h"
+#include "filter/core/json.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  tcpsteer::json::ParseError error;
+  if (tcpsteer::json::parse(text, &error)) {
+    try {
+      (void)nlohmann::json::parse(text);
+    } catch (const nlohmann::json::out_of_range&) {
+      // nlohmann refuses numbers beyond double range (1e999); RFC 8259 leaves that limit to the reader.
+    } catch (const nlohmann::json::parse_error&) {
+      std::abort();  // we accepted a document a conforming parser rejects
+    }
+  }
+  tcpsteer::ConfigResult result = tcpsteer::parseConfig(text);
+  if (result.config) {
+    // A configuration that parses must route every address without trouble.
+    tcpsteer::decide(*result.config, "10.1.2.3:4567", "192.0.2.1:443");
+    tcpsteer::decide(*result.config, "[fd00::1]:4567", "[2001:db8::1]:80");
+  } else if (result.error.problem.empty() || result.error.expected.empty()) {
+    std::abort();  // every rejection must say what is wrong and what is expected
+  }
+  return 0;
+}

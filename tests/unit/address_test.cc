@@ -1,0 +1,137 @@
+#include "filter/core/address.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tcpsteer {
+namespace {
+
+TEST(ParseSocketAddress, Ipv4WithPort) {
+  auto address = parseSocketAddress("10.244.0.12:45678");
+  ASSERT_TRUE(address);
+  EXPECT_EQ(address->ip.family, IpFamily::kV4);
+  EXPECT_EQ(address->ip.lastOctet(), 12);
+  ASSERT_TRUE(address->port);
+  EXPECT_EQ(*address->port, 45678);
+}
+
+TEST(ParseSocketAddress, Ipv6WithPortLastByte) {
+  auto address = parseSocketAddress("[2001:db8::1:ff]:443");
+  ASSERT_TRUE(address);
+  EXPECT_EQ(address->ip.family, IpFamily::kV6);
+  EXPECT_EQ(address->ip.lastOctet(), 0xff);
+  EXPECT_EQ(*address->port, 443);
+}
+
+TEST(ParseSocketAddress, WithoutPort) {
+  auto v4 = parseSocketAddress("192.168.1.7");
+  ASSERT_TRUE(v4);
+  EXPECT_FALSE(v4->port);
+  EXPECT_EQ(v4->ip.lastOctet(), 7);
+  auto v6 = parseSocketAddress("fd00::3");
+  ASSERT_TRUE(v6);
+  EXPECT_FALSE(v6->port);
+  EXPECT_EQ(v6->ip.lastOctet(), 3);
+  auto bracketed = parseSocketAddress("[fd00::4]");
+  ASSERT_TRUE(bracketed);
+  EXPECT_EQ(bracketed->ip.lastOctet(), 4);
+}
+
+TEST(ParseSocketAddress, Ipv4MappedIpv6BecomesIpv4) {
+  auto address = parseSocketAddress("[::ffff:10.1.2.3]:8080");
+  ASSERT_TRUE(address);
+  EXPECT_EQ(address->ip.family, IpFamily::kV4);
+  EXPECT_EQ(address->ip.lastOctet(), 3);
+  EXPECT_EQ(address->ip, parseIp("10.1.2.3").value());
+  auto hex_form = parseIp("::ffff:a01:203");
+  ASSERT_TRUE(hex_form);
+  EXPECT_EQ(*hex_form, parseIp("10.1.2.3").value());
+}
+
+TEST(ParseSocketAddress, ZoneIsIgnored) {
+  auto address = parseSocketAddress("[fe80::1%eth0]:22");
+  ASSERT_TRUE(address);
+  EXPECT_EQ(address->ip.lastOctet(), 1);
+  EXPECT_FALSE(parseSocketAddress("10.0.0.1%eth0:80"));
+  EXPECT_FALSE(parseSocketAddress("[fe80::1%]:22"));
+}
+
+TEST(ParseSocketAddress, RejectsGarbage) {
+  const char* bad[] = {
+      "",          ":",           "1.2.3",          "1.2.3.4.5",      "256.1.1.1",     "01.2.3.4",
+      "1.2.3.4:",  "1.2.3.4:65536", "1.2.3.4:-1",   "1.2.3.4:80x",    "[1.2.3.4]:80",  "[::1",
+      "[::1]x",    "::1]:80",     "1:2:3:4:5:6:7:8:9", "1::2::3",     ":::",           "[::1]:",
+      "12345::1",  "g::1",        "1.2.3.4 ",       " 1.2.3.4",       "pipe:/tmp/sock", "envoy://internal",
+      "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4:5",       "1.2.3.4\n",
+  };
+  for (const char* text : bad) EXPECT_FALSE(parseSocketAddress(text)) << text;
+}
+
+TEST(ParseSocketAddress, RejectsOverLongAndBinary) {
+  EXPECT_FALSE(parseSocketAddress(std::string(10000, '1')));
+  EXPECT_FALSE(parseSocketAddress(std::string("10.0.0.1\0:80", 12)));
+  EXPECT_FALSE(parseSocketAddress("\xff\xfe\x80"));
+  EXPECT_FALSE(parseSocketAddress("1\xc3\xa9.2.3.4"));
+}
+
+// Our IP parser must agree with the C library's inet_pton on every input it is given (apart from the
+// IPv4-mapped normalisation, which only changes the family).
+void expectAgreesWithInetPton(const std::string& text) {
+  unsigned char buffer[16];
+  bool libc_v4 = inet_pton(AF_INET, text.c_str(), buffer) == 1;
+  bool libc_v6 = inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+  EXPECT_EQ(parseIp(text).has_value(), libc_v4 || libc_v6) << text;
+}
+
+TEST(ParseIp, AgreesWithInetPton) {
+  const char* samples[] = {"0.0.0.0",   "255.255.255.255", "1.2.3.04",    "::",         "::1",
+                           "1::",       "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+                           "1::8",      "::ffff:1.2.3.4",  "::1.2.3.4",   "1:2:3:4:5:6:1.2.3.4",
+                           "1:2::1.2.3.4", "fFfF::",       "1:::2",       ":1::",       "1::2:",
+                           "00000::1",  "1.2.3.4.",        ".1.2.3.4",    "1..2.3",     "::ffff:256.1.1.1"};
+  for (const char* sample : samples) expectAgreesWithInetPton(sample);
+}
+
+TEST(ParsePrefix, MatchesV4AndV6) {
+  auto net = parsePrefix("10.244.0.0/16");
+  ASSERT_TRUE(net);
+  EXPECT_TRUE(net->contains(*parseIp("10.244.7.9")));
+  EXPECT_FALSE(net->contains(*parseIp("10.245.0.1")));
+  EXPECT_FALSE(net->contains(*parseIp("fd00::1")));
+  auto odd_length = parsePrefix("192.168.0.0/23");
+  ASSERT_TRUE(odd_length);
+  EXPECT_TRUE(odd_length->contains(*parseIp("192.168.1.255")));
+  EXPECT_FALSE(odd_length->contains(*parseIp("192.168.2.0")));
+  auto v6 = parsePrefix("fd00::/8");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->contains(*parseIp("fd12::1")));
+  EXPECT_FALSE(v6->contains(*parseIp("fe80::1")));
+  auto everything = parsePrefix("0.0.0.0/0");
+  ASSERT_TRUE(everything);
+  EXPECT_TRUE(everything->contains(*parseIp("203.0.113.9")));
+  auto host = parsePrefix("10.0.0.7");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->length, 32);
+  EXPECT_TRUE(parsePrefix("10.1.2.3")->contains(*parseIp("::ffff:10.1.2.3")));
+}
+
+TEST(ParsePrefix, RejectsHostBitsAndBadLengths) {
+  for (const char* bad : {"10.1.2.3/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/x",
+                          "/8", "::ffff:10.0.0.0/104", "10.0.0.0/8/8"}) {
+    EXPECT_FALSE(parsePrefix(bad)) << bad;
+  }
+}
+
+TEST(ParsePort, Range) {
+  EXPECT_EQ(parsePort("0"), 0);
+  EXPECT_EQ(parsePort("65535"), 65535);
+  EXPECT_FALSE(parsePort("65536"));
+  EXPECT_FALSE(parsePort("123456"));
+  EXPECT_FALSE(parsePort("+1"));
+  EXPECT_FALSE(parsePort(""));
+}
+
+}  // namespace
+}  // namespace tcpsteer
