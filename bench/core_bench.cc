@@ -21,10 +21,16 @@ void BM_DecideIstioPreset(benchmark::State& state) {
 BENCHMARK(BM_DecideIstioPreset);
 
 void BM_DecideWithRules(benchmark::State& state) {
-  tcpsteer::Config config = *tcpsteer::parseConfig(R"({"targets": ["a-{port}", "b-{port}", "c-{port}"],
+  tcpsteer::ConfigResult parsed =
+      tcpsteer::parseConfig(R"({"targets": ["a-{port}", "b-{port}", "c-{port}"],
       "rules": [{"source_cidr": "10.1.0.0/16", "target": "c"}, {"source_cidr": "fd00::/8", "target": "a"},
                 {"last_octet": [100, 199], "target": "b"}],
-      "port_map": {"443": 8443}, "match_ports": [443, 80]})").config;
+      "port_map": {"443": 8443}, "match_ports": [443, 80]})");
+  if (!parsed.config) {
+    state.SkipWithError(parsed.error.message().c_str());
+    return;
+  }
+  const tcpsteer::Config& config = *parsed.config;
   for (auto _ : state) {
     benchmark::DoNotOptimize(tcpsteer::decide(config, "[2001:db8::17]:51234", "[2001:db8::1]:443"));
   }
@@ -58,8 +64,8 @@ int main(int argc, char** argv) {
   if (error) {
     std::printf("module size: %s not built\n", TCPSTEER_WASM_MODULE);
   } else {
-    std::printf("module size: %ju bytes (%s; budget 32768, goal 16384)\n", static_cast<uintmax_t>(size),
-                TCPSTEER_WASM_MODULE);
+    std::printf("module size: %ju bytes (%s; budget 32768, goal 16384)\n",
+                static_cast<uintmax_t>(size), TCPSTEER_WASM_MODULE);
   }
   return 0;
 }

@@ -5,7 +5,9 @@
 namespace tcpsteer {
 namespace {
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int hexValue(char c) {
   if (isDigit(c)) return c - '0';
@@ -14,7 +16,8 @@ int hexValue(char c) {
   return -1;
 }
 
-// Strict dotted quad: four decimal parts 0..255, no leading zeros (they would read as octal elsewhere).
+// Strict dotted quad: four decimal parts 0..255, no leading zeros (they would read as octal
+// elsewhere).
 std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
   std::array<uint8_t, 4> out{};
   size_t part = 0;
@@ -39,8 +42,8 @@ std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
 }
 
 bool isV4Mapped(const std::array<uint8_t, 16>& b) {
-  return std::all_of(b.begin(), b.begin() + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff &&
-         b[11] == 0xff;
+  return std::all_of(b.begin(), b.begin() + 10, [](uint8_t x) { return x == 0; }) &&
+         b[10] == 0xff && b[11] == 0xff;
 }
 
 std::optional<std::array<uint8_t, 16>> parseV6(std::string_view text) {

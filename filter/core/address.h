@@ -1,5 +1,6 @@
 // Socket address and CIDR parsing for the routing core.
-// Pure functions over untrusted text: no allocation, no exceptions, every input is accepted or rejected.
+// Pure functions over untrusted text: no allocation, no exceptions, every input is accepted or
+// rejected.
 #pragma once
 
 #include <array>
@@ -18,7 +19,8 @@ struct IpAddress {
   std::array<uint8_t, 16> bytes{};
 
   size_t byteLength() const { return family == IpFamily::kV4 ? 4 : 16; }
-  // "Last octet" of the routing rule: the last byte of the address (IPv4 d of a.b.c.d, IPv6 byte 15).
+  // "Last octet" of the routing rule: the last byte of the address (IPv4 d of a.b.c.d, IPv6 byte
+  // 15).
   uint8_t lastOctet() const { return bytes[byteLength() - 1]; }
   bool operator==(const IpAddress&) const = default;
 };
@@ -32,7 +34,8 @@ struct SocketAddress {
 inline constexpr size_t kMaxAddressText = 80;
 
 // "a.b.c.d" or an IPv6 literal (with "::" compression and an optional trailing dotted IPv4).
-// IPv4-mapped IPv6 (::ffff:a.b.c.d) is returned as the IPv4 address it carries, so IPv4 rules match it.
+// IPv4-mapped IPv6 (::ffff:a.b.c.d) is returned as the IPv4 address it carries, so IPv4 rules match
+// it.
 std::optional<IpAddress> parseIp(std::string_view text);
 
 // The forms Envoy prints for source/destination.address: "a.b.c.d:port", "[v6]:port", and the same
@@ -46,8 +49,8 @@ struct IpPrefix {
   bool contains(const IpAddress& address) const;
 };
 
-// "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). Host bits set below the prefix are an
-// error, as they usually mean a typo ("10.1.2.3/8").
+// "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). Host bits set below the prefix are
+// an error, as they usually mean a typo ("10.1.2.3/8").
 std::optional<IpPrefix> parsePrefix(std::string_view text);
 
 // Decimal port 0..65535, digits only.

@@ -12,7 +12,6 @@ constexpr size_t kMaxTemplateLength = 255;
 constexpr size_t kMaxNameLength = 32;
 constexpr std::string_view kPortPlaceholder = "{port}";
 
-
 // Where an error is: "rules[2].target" is Field{"rules", 2, ".target"}. Built only on failure.
 struct Field {
   std::string_view name;
@@ -35,8 +34,10 @@ struct Field {
   }
 };
 
-// One out-of-line constructor for every error path: call sites pass pointers, not string temporaries.
-[[gnu::noinline]] ConfigResult failure(std::string_view field, std::string_view problem, std::string_view expected) {
+// One out-of-line constructor for every error path: call sites pass pointers, not string
+// temporaries.
+[[gnu::noinline]] ConfigResult failure(std::string_view field, std::string_view problem,
+                                       std::string_view expected) {
   ConfigResult result;
   result.error = ConfigError{std::string(field), std::string(problem), std::string(expected)};
   return result;
@@ -59,11 +60,12 @@ bool isNameChar(char c) {
 }
 
 bool isValidName(std::string_view name) {
-  return !name.empty() && name.size() <= kMaxNameLength && std::all_of(name.begin(), name.end(), isNameChar);
+  return !name.empty() && name.size() <= kMaxNameLength &&
+         std::all_of(name.begin(), name.end(), isNameChar);
 }
 
-// Envoy cluster names are free-form, but a template with spaces, braces other than "{port}" or control
-// characters is certainly a mistake.
+// Envoy cluster names are free-form, but a template with spaces, braces other than "{port}" or
+// control characters is certainly a mistake.
 std::optional<ClusterTemplate> compileTemplate(std::string_view text, std::string* problem) {
   if (text.empty() || text.size() > kMaxTemplateLength) {
     *problem = "cluster template must be 1 to 255 characters";
@@ -71,8 +73,9 @@ std::optional<ClusterTemplate> compileTemplate(std::string_view text, std::strin
   }
   size_t placeholder = text.find(kPortPlaceholder);
   std::string_view prefix = text.substr(0, placeholder);
-  std::string_view suffix =
-      placeholder == std::string_view::npos ? std::string_view() : text.substr(placeholder + kPortPlaceholder.size());
+  std::string_view suffix = placeholder == std::string_view::npos
+                                ? std::string_view()
+                                : text.substr(placeholder + kPortPlaceholder.size());
   for (std::string_view part : {prefix, suffix}) {
     for (char c : part) {
       if (c <= ' ' || c > '~' || c == '{' || c == '}') {
@@ -126,7 +129,8 @@ class ConfigReader {
   static constexpr std::string_view kStandaloneTargets = R"(["egress1","egress2"])";
 
   // Every error path sets error_ through here and returns false: one out-of-line call per site.
-  [[gnu::noinline]] bool fail(const Field& field, std::string_view problem, std::string_view expected) {
+  [[gnu::noinline]] bool fail(const Field& field, std::string_view problem,
+                              std::string_view expected) {
     error_ = ConfigError{field.text(), std::string(problem), std::string(expected)};
     return false;
   }
@@ -135,25 +139,30 @@ class ConfigReader {
     if (root.type == json::Value::Type::kString) return applyPreset(root.text, "", config);
     if (root.type != json::Value::Type::kObject) {
       return fail("", "configuration must be a JSON object or a preset name",
-                     "a JSON object such as {\"targets\": [\"egress1\", \"egress2\"]}, or \"istio\" / \"standalone\"");
+                  "a JSON object such as {\"targets\": [\"egress1\", \"egress2\"]}, or \"istio\" / "
+                  "\"standalone\"");
     }
     for (const json::Member& member : root.members) {
-      static constexpr std::string_view kKnown[] = {"preset",     "targets",       "rules",     "port_map",
-                                                    "match_ports", "mode",         "on_unroutable", "log_level"};
+      static constexpr std::string_view kKnown[] = {"preset",        "targets",     "rules",
+                                                    "port_map",      "match_ports", "mode",
+                                                    "on_unroutable", "log_level"};
       if (std::find(std::begin(kKnown), std::end(kKnown), member.key) == std::end(kKnown)) {
-        return fail(Field(member.key, SIZE_MAX), "unknown field",
-                       "one of preset, targets, rules, port_map, match_ports, mode, on_unroutable, log_level");
+        return fail(
+            Field(member.key, SIZE_MAX), "unknown field",
+            "one of preset, targets, rules, port_map, match_ports, mode, on_unroutable, log_level");
       }
     }
     const json::Value* preset = root.find("preset");
     const json::Value* targets = root.find("targets");
     if (preset != nullptr && targets != nullptr) {
-      return fail("preset", "preset and targets are both set", "either \"preset\" or \"targets\", not both");
+      return fail("preset", "preset and targets are both set",
+                  "either \"preset\" or \"targets\", not both");
     }
     if (preset != nullptr && preset->type != json::Value::Type::kString) {
       return fail("preset", "must be a string", "\"istio\" or \"standalone\"");
     }
-    if (!applyPreset(preset != nullptr ? std::string_view(preset->text) : std::string_view(), "preset", config)) {
+    if (!applyPreset(preset != nullptr ? std::string_view(preset->text) : std::string_view(),
+                     "preset", config)) {
       return false;
     }
     if (targets != nullptr) {
@@ -181,7 +190,8 @@ class ConfigReader {
     if (const json::Value* log_level = root.find("log_level")) {
       auto index = readEnum(*log_level, {"trace", "debug", "info", "warn", "error", "critical"});
       if (!index) {
-        return fail("log_level", "unknown log level", "one of trace, debug, info, warn, error, critical");
+        return fail("log_level", "unknown log level",
+                    "one of trace, debug, info, warn, error, critical");
       }
       config.log_level = static_cast<LogLevel>(*index);
     }
@@ -202,7 +212,8 @@ class ConfigReader {
     return document && readTargets(*document, config);
   }
 
-  static std::optional<size_t> readEnum(const json::Value& value, std::initializer_list<std::string_view> names) {
+  static std::optional<size_t> readEnum(const json::Value& value,
+                                        std::initializer_list<std::string_view> names) {
     if (value.type != json::Value::Type::kString) return std::nullopt;
     size_t index = 0;
     for (std::string_view name : names) {
@@ -214,8 +225,10 @@ class ConfigReader {
 
   bool readTargets(const json::Value& value, Config& config) {
     constexpr const char* kExpected =
-"[\"outbound|{port}||egress1.default.svc.cluster.local\", {\"name\": \"e2\", \"cluster\": \"egress2\"}]";
-    if (value.type != json::Value::Type::kArray || value.items.empty() || value.items.size() > kMaxTargets) {
+        "[\"outbound|{port}||egress1.default.svc.cluster.local\", {\"name\": \"e2\", \"cluster\": "
+        "\"egress2\"}]";
+    if (value.type != json::Value::Type::kArray || value.items.empty() ||
+        value.items.size() > kMaxTargets) {
       return fail("targets", "must be an array of 1 to 64 targets", kExpected);
     }
     config.targets.clear();
@@ -231,28 +244,31 @@ class ConfigReader {
         const json::Value* name = item.find("name");
         const json::Value* cluster = item.find("cluster");
         if (name == nullptr || cluster == nullptr || item.members.size() != 2 ||
-            name->type != json::Value::Type::kString || cluster->type != json::Value::Type::kString) {
+            name->type != json::Value::Type::kString ||
+            cluster->type != json::Value::Type::kString) {
           return fail(field, "a target object needs exactly the string fields name and cluster",
-                         "{\"name\": \"egress1\", \"cluster\": \"outbound|{port}||egress1.default.svc.cluster.local\"}");
+                      "{\"name\": \"egress1\", \"cluster\": "
+                      "\"outbound|{port}||egress1.default.svc.cluster.local\"}");
         }
         if (!isValidName(name->text)) {
-          return fail(Field("targets", i, ".name"), "invalid target name", "1 to 32 characters of A-Z a-z 0-9 _ -");
+          return fail(Field("targets", i, ".name"), "invalid target name",
+                      "1 to 32 characters of A-Z a-z 0-9 _ -");
         }
         target.name = name->text;
         template_text = cluster->text;
         field.suffix = ".cluster";
       } else {
-        return fail(field, "must be a string or an object",
-                       kExpected);
+        return fail(field, "must be a string or an object", kExpected);
       }
       std::string problem;
       auto compiled = compileTemplate(template_text, &problem);
-      if (!compiled) return fail(field, problem, "e.g. \"outbound|{port}||egress1.default.svc.cluster.local\"");
+      if (!compiled)
+        return fail(field, problem, "e.g. \"outbound|{port}||egress1.default.svc.cluster.local\"");
       target.cluster = std::move(*compiled);
       for (const Target& existing : config.targets) {
         if (existing.name == target.name) {
           return fail(Field("targets", i, ".name"), "two targets have the same name",
-                         "distinct names (object form: {\"name\": ..., \"cluster\": ...})");
+                      "distinct names (object form: {\"name\": ..., \"cluster\": ...})");
         }
       }
       config.targets.push_back(std::move(target));
@@ -268,32 +284,39 @@ class ConfigReader {
       return std::nullopt;
     }
     auto index = value.asInteger();
-    if (!index || *index < 0 || static_cast<size_t>(*index) >= config.targets.size()) return std::nullopt;
+    if (!index || *index < 0 || static_cast<size_t>(*index) >= config.targets.size())
+      return std::nullopt;
     return static_cast<size_t>(*index);
   }
 
   bool readRules(const json::Value& value, Config& config) {
     constexpr const char* kRuleExpected =
-        "{\"source_cidr\": \"10.0.0.0/8\", \"target\": \"egress1\"} or {\"last_octet\": [0, 99], \"target\": 1}";
+        "{\"source_cidr\": \"10.0.0.0/8\", \"target\": \"egress1\"} or {\"last_octet\": [0, 99], "
+        "\"target\": 1}";
     if (value.type != json::Value::Type::kArray || value.items.size() > kMaxRules) {
       return fail("rules", "must be an array of at most 256 rules", kRuleExpected);
     }
     for (size_t i = 0; i < value.items.size(); ++i) {
       const json::Value& item = value.items[i];
       Field field("rules", i);
-      if (item.type != json::Value::Type::kObject) return fail(field, "a rule must be an object", kRuleExpected);
+      if (item.type != json::Value::Type::kObject)
+        return fail(field, "a rule must be an object", kRuleExpected);
       const json::Value* cidr = item.find("source_cidr");
       const json::Value* octet = item.find("last_octet");
       const json::Value* target = item.find("target");
-      if ((cidr == nullptr) == (octet == nullptr) || target == nullptr || item.members.size() != 2) {
-        return fail(field, "a rule needs exactly one of source_cidr or last_octet, and target", kRuleExpected);
+      if ((cidr == nullptr) == (octet == nullptr) || target == nullptr ||
+          item.members.size() != 2) {
+        return fail(field, "a rule needs exactly one of source_cidr or last_octet, and target",
+                    kRuleExpected);
       }
       Rule rule;
       if (cidr != nullptr) {
-        auto prefix = cidr->type == json::Value::Type::kString ? parsePrefix(cidr->text) : std::nullopt;
+        auto prefix =
+            cidr->type == json::Value::Type::kString ? parsePrefix(cidr->text) : std::nullopt;
         if (!prefix) {
-          return fail(Field("rules", i, ".source_cidr"), "not a valid CIDR (host bits must be zero)",
-                         "an IPv4 or IPv6 prefix such as \"10.244.0.0/16\" or \"fd00::/8\"");
+          return fail(Field("rules", i, ".source_cidr"),
+                      "not a valid CIDR (host bits must be zero)",
+                      "an IPv4 or IPv6 prefix such as \"10.244.0.0/16\" or \"fd00::/8\"");
         }
         rule.kind = Rule::Kind::kSourceCidr;
         rule.prefix = *prefix;
@@ -309,7 +332,7 @@ class ConfigReader {
         }
         if (!low || !high || *low < 0 || *high > 255 || *low > *high) {
           return fail(Field("rules", i, ".last_octet"), "not a last-octet range",
-                         "[min, max] with 0 <= min <= max <= 255, or a single integer");
+                      "[min, max] with 0 <= min <= max <= 255, or a single integer");
         }
         rule.kind = Rule::Kind::kLastOctet;
         rule.octet_min = static_cast<uint8_t>(*low);
@@ -337,17 +360,19 @@ class ConfigReader {
     for (const json::Member& member : value.members) {
       auto from = parsePort(member.key);
       if (!from || *from == 0) {
-        return fail(Field("port_map.", SIZE_MAX, member.key), "key is not a port", "keys are ports in quotes, e.g. \"443\"");
+        return fail(Field("port_map.", SIZE_MAX, member.key), "key is not a port",
+                    "keys are ports in quotes, e.g. \"443\"");
       }
       auto to = portValue(member.value);
-      if (!to) return fail(Field("port_map.", SIZE_MAX, member.key), "value is not a port", kPortExpected);
+      if (!to)
+        return fail(Field("port_map.", SIZE_MAX, member.key), "value is not a port", kPortExpected);
       config.port_map.push_back(PortMapping{*from, *to});
     }
-    sortSmall(config.port_map, [](const PortMapping& a, const PortMapping& b) { return a.from < b.from; });
+    sortSmall(config.port_map,
+              [](const PortMapping& a, const PortMapping& b) { return a.from < b.from; });
     for (size_t i = 1; i < config.port_map.size(); ++i) {
       if (config.port_map[i].from == config.port_map[i - 1].from) {
-        return fail("port_map", "a port is mapped twice",
-                       "each port once (\"0443\" is \"443\")");
+        return fail("port_map", "a port is mapped twice", "each port once (\"0443\" is \"443\")");
       }
     }
     return true;
@@ -424,12 +449,13 @@ uint16_t Config::mapPort(uint16_t destination_port) const {
 }
 
 bool Config::matchesPort(uint16_t destination_port) const {
-  return match_ports.empty() || std::binary_search(match_ports.begin(), match_ports.end(), destination_port);
+  return match_ports.empty() ||
+         std::binary_search(match_ports.begin(), match_ports.end(), destination_port);
 }
 
 bool Config::needsDestinationPort() const {
-  return !match_ports.empty() ||
-         std::any_of(targets.begin(), targets.end(), [](const Target& t) { return t.cluster.has_port; });
+  return !match_ports.empty() || std::any_of(targets.begin(), targets.end(),
+                                             [](const Target& t) { return t.cluster.has_port; });
 }
 
 std::string ConfigError::message() const {
@@ -439,19 +465,27 @@ std::string ConfigError::message() const {
   return out;
 }
 
-Config istioPreset() { return std::move(*parseConfig("istio").config); }
+// The preset texts are constants that always parse (the unit tests prove it).
+Config istioPreset() {
+  return std::move(*parseConfig("istio").config);  // NOLINT(bugprone-unchecked-optional-access)
+}
 
-Config standalonePreset() { return std::move(*parseConfig("standalone").config); }
+Config standalonePreset() {
+  return std::move(
+      *parseConfig("standalone").config);  // NOLINT(bugprone-unchecked-optional-access)
+}
 
 ConfigResult parseConfig(std::string_view bytes) {
   if (bytes.size() > kMaxConfigBytes) {
-    return failure("", "configuration is larger than 64 KiB", "a JSON object of at most 65536 bytes");
+    return failure("", "configuration is larger than 64 KiB",
+                   "a JSON object of at most 65536 bytes");
   }
   // Plain words, as the seed's EnvoyFilter passes them (a StringValue without JSON quoting).
   size_t first = bytes.find_first_not_of(" \t\r\n");
-  std::string_view trimmed = first == std::string_view::npos
-                                 ? std::string_view()
-                                 : bytes.substr(first, bytes.find_last_not_of(" \t\r\n") - first + 1);
+  std::string_view trimmed =
+      first == std::string_view::npos
+          ? std::string_view()
+          : bytes.substr(first, bytes.find_last_not_of(" \t\r\n") - first + 1);
   if (trimmed.empty() || trimmed == "istio" || trimmed == "standalone") {
     json::Value word;
     word.type = json::Value::Type::kString;
@@ -463,20 +497,27 @@ ConfigResult parseConfig(std::string_view bytes) {
   if (!document) {
     std::string problem = "not valid JSON: " + parse_error.message + " at byte ";
     appendDecimal(problem, parse_error.offset);
-    return failure("", problem,
-                   "\"istio\", \"standalone\" or a JSON object such as {\"preset\": \"standalone\"}");
+    return failure(
+        "", problem,
+        "\"istio\", \"standalone\" or a JSON object such as {\"preset\": \"standalone\"}");
   }
   return ConfigReader().read(*document);
 }
 
 const char* logLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-    case LogLevel::kCritical: return "critical";
+    case LogLevel::kTrace:
+      return "trace";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kCritical:
+      return "critical";
   }
   return "info";
 }

@@ -43,11 +43,11 @@ struct Rule {
 
   enum class Kind : uint8_t { kSourceCidr, kLastOctet };
   Kind kind = Kind::kSourceCidr;
-  IpPrefix prefix;           // kSourceCidr
-  uint8_t octet_min = 0;     // kLastOctet, inclusive
-  uint8_t octet_max = 255;   // kLastOctet, inclusive
-  size_t target = 0;         // index into Config::targets
-  std::string description;   // "source 10.0.0.0/8", "last_octet 0-99": for decision logs
+  IpPrefix prefix;          // kSourceCidr
+  uint8_t octet_min = 0;    // kLastOctet, inclusive
+  uint8_t octet_max = 255;  // kLastOctet, inclusive
+  size_t target = 0;        // index into Config::targets
+  std::string description;  // "source 10.0.0.0/8", "last_octet 0-99": for decision logs
 
   bool matches(const IpAddress& source) const;
 };
@@ -108,10 +108,10 @@ inline constexpr size_t kMaxTargets = 64;
 inline constexpr size_t kMaxRules = 256;
 
 // Longest configuration we accept; Envoy passes at most the ConfigMap-sized JSON.
-inline constexpr size_t kMaxConfigBytes = 64 * 1024;
+inline constexpr size_t kMaxConfigBytes = size_t{64} * 1024;
 
-// Accepts: empty or "istio" (the seed's Istio cluster names), "standalone" (clusters egress1/egress2),
-// either word as a JSON string, or a JSON object (schema in filter/README.md).
+// Accepts: empty or "istio" (the seed's Istio cluster names), "standalone" (clusters
+// egress1/egress2), either word as a JSON string, or a JSON object (schema in filter/README.md).
 ConfigResult parseConfig(std::string_view bytes);
 
 // The built-in presets; "istio" is the seed's behaviour.

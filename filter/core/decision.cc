@@ -4,7 +4,8 @@
 
 namespace tcpsteer {
 
-Decision decide(const Config& config, std::string_view source_address, std::string_view destination_address) {
+Decision decide(const Config& config, std::string_view source_address,
+                std::string_view destination_address) {
   Decision decision;
   if (config.targets.empty()) {
     decision.reason = "no targets configured";
@@ -12,7 +13,8 @@ Decision decide(const Config& config, std::string_view source_address, std::stri
   }
   auto source = parseSocketAddress(source_address);
   if (!source) {
-    decision.reason = source_address.empty() ? "source address is empty" : "source address is malformed";
+    decision.reason =
+        source_address.empty() ? "source address is empty" : "source address is malformed";
     return decision;
   }
   uint16_t destination_port = 0;
@@ -39,7 +41,8 @@ Decision decide(const Config& config, std::string_view source_address, std::stri
       break;
     }
   }
-  decision.cluster = config.targets[decision.target].cluster.render(config.mapPort(destination_port));
+  decision.cluster =
+      config.targets[decision.target].cluster.render(config.mapPort(destination_port));
   return decision;
 }
 
@@ -54,9 +57,12 @@ std::string concat(std::initializer_list<std::string_view> parts) {
 
 const char* verdictName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kRoute: return "route";
-    case Verdict::kSkip: return "skip";
-    case Verdict::kUnroutable: return "unroutable";
+    case Verdict::kRoute:
+      return "route";
+    case Verdict::kSkip:
+      return "skip";
+    case Verdict::kUnroutable:
+      return "unroutable";
   }
   return "unroutable";
 }

@@ -17,15 +17,16 @@ enum class Verdict : uint8_t {
 
 struct Decision {
   Verdict verdict = Verdict::kUnroutable;
-  size_t target = 0;          // index into Config::targets (kRoute)
-  std::string cluster;        // rendered cluster name (kRoute)
-  uint8_t last_octet = 0;     // of the source address (kRoute)
-  int rule = -1;              // index of the matching rule, -1 = last octet modulo N (kRoute)
-  std::string_view reason;    // static text for kSkip / kUnroutable
+  size_t target = 0;        // index into Config::targets (kRoute)
+  std::string cluster;      // rendered cluster name (kRoute)
+  uint8_t last_octet = 0;   // of the source address (kRoute)
+  int rule = -1;            // index of the matching rule, -1 = last octet modulo N (kRoute)
+  std::string_view reason;  // static text for kSkip / kUnroutable
 };
 
 // Pure and deterministic; never fails on any input.
-Decision decide(const Config& config, std::string_view source_address, std::string_view destination_address);
+Decision decide(const Config& config, std::string_view source_address,
+                std::string_view destination_address);
 
 const char* verdictName(Verdict verdict);
 

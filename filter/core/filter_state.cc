@@ -10,7 +10,8 @@ void appendVarint(std::string& out, uint64_t value) {
   out.push_back(static_cast<char>(value));
 }
 
-std::string encodeSetEnvoyFilterStateArguments(std::string_view path, std::string_view value, LifeSpan span) {
+std::string encodeSetEnvoyFilterStateArguments(std::string_view path, std::string_view value,
+                                               LifeSpan span) {
   std::string out;
   out.reserve(path.size() + value.size() + 8);
   auto append_bytes_field = [&out](uint8_t tag, std::string_view bytes) {

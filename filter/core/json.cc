@@ -1,6 +1,5 @@
 #include "filter/core/json.h"
 
-
 namespace tcpsteer::json {
 namespace {
 
@@ -33,8 +32,8 @@ class Parser {
   }
 
   void skipWhitespace() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -184,7 +183,8 @@ class Parser {
     }
   }
 
-  // Length of the valid UTF-8 sequence at pos_ (1..4), or 0 if invalid (overlong, surrogate, > U+10FFFF).
+  // Length of the valid UTF-8 sequence at pos_ (1..4), or 0 if invalid (overlong, surrogate, >
+  // U+10FFFF).
   size_t utf8SequenceLength() const {
     auto byte = [&](size_t i) { return static_cast<unsigned char>(text_[pos_ + i]); };
     unsigned char b0 = byte(0);
@@ -222,14 +222,30 @@ class Parser {
         if (pos_ >= text_.size()) return failBool("unterminated string");
         char e = text_[pos_++];
         switch (e) {
-          case '"': out.push_back('"'); break;
-          case '\\': out.push_back('\\'); break;
-          case '/': out.push_back('/'); break;
-          case 'b': out.push_back('\b'); break;
-          case 'f': out.push_back('\f'); break;
-          case 'n': out.push_back('\n'); break;
-          case 'r': out.push_back('\r'); break;
-          case 't': out.push_back('\t'); break;
+          case '"':
+            out.push_back('"');
+            break;
+          case '\\':
+            out.push_back('\\');
+            break;
+          case '/':
+            out.push_back('/');
+            break;
+          case 'b':
+            out.push_back('\b');
+            break;
+          case 'f':
+            out.push_back('\f');
+            break;
+          case 'n':
+            out.push_back('\n');
+            break;
+          case 'r':
+            out.push_back('\r');
+            break;
+          case 't':
+            out.push_back('\t');
+            break;
           case 'u': {
             auto cp = parseHex4();
             if (!cp) return failBool("invalid \\u escape");
@@ -270,7 +286,8 @@ Value& Value::operator=(Value&&) noexcept = default;
 
 std::optional<int64_t> Value::asInteger() const {
   // The parser already checked the number grammar: only sign and digits remain to read.
-  if (type != Type::kNumber || text.size() > 18) return std::nullopt;  // |value| < 10^18: no overflow
+  if (type != Type::kNumber || text.size() > 18)
+    return std::nullopt;  // |value| < 10^18: no overflow
   bool negative = !text.empty() && text[0] == '-';
   int64_t value = 0;
   for (size_t i = negative ? 1 : 0; i < text.size(); ++i) {
@@ -293,12 +310,18 @@ std::optional<Value> parse(std::string_view text, ParseError* error) {
 
 const char* typeName(Value::Type type) {
   switch (type) {
-    case Value::Type::kNull: return "null";
-    case Value::Type::kBool: return "a boolean";
-    case Value::Type::kNumber: return "a number";
-    case Value::Type::kString: return "a string";
-    case Value::Type::kArray: return "an array";
-    case Value::Type::kObject: return "an object";
+    case Value::Type::kNull:
+      return "null";
+    case Value::Type::kBool:
+      return "a boolean";
+    case Value::Type::kNumber:
+      return "a number";
+    case Value::Type::kString:
+      return "a string";
+    case Value::Type::kArray:
+      return "an array";
+    case Value::Type::kObject:
+      return "an object";
   }
   return "a value";
 }

@@ -1,10 +1,10 @@
 // A strict, bounded JSON reader for the plugin configuration.
 //
-// Hand-written on purpose: it is compiled into the wasm module, which must stay small, import no WASI
-// function and never trap. Debian's RapidJSON 1.1 does not compile with clang-19, nlohmann-json needs
-// exceptions (without them a parse error aborts = traps the VM) and is large, and jsmn accepts malformed
-// documents ({"a" "b"}, [1 2], trailing commas) that would let typos through. Tests cross-check this
-// reader against nlohmann-json on every fuzz input.
+// Hand-written on purpose: it is compiled into the wasm module, which must stay small, import no
+// WASI function and never trap. Debian's RapidJSON 1.1 does not compile with clang-19,
+// nlohmann-json needs exceptions (without them a parse error aborts = traps the VM) and is large,
+// and jsmn accepts malformed documents ({"a" "b"}, [1 2], trailing commas) that would let typos
+// through. Tests cross-check this reader against nlohmann-json on every fuzz input.
 #pragma once
 
 #include <cstddef>
@@ -30,11 +30,12 @@ struct Value {
 
   Type type = Type::kNull;
   bool boolean = false;
-  std::string text;            // decoded string, or the number as written
-  std::vector<Value> items;    // kArray
-  std::vector<Member> members; // kObject, in document order
+  std::string text;             // decoded string, or the number as written
+  std::vector<Value> items;     // kArray
+  std::vector<Member> members;  // kObject, in document order
 
-  // Integral numbers only ("8080", "-1"); fractions, exponents and out-of-range values give nullopt.
+  // Integral numbers only ("8080", "-1"); fractions, exponents and out-of-range values give
+  // nullopt.
   std::optional<int64_t> asInteger() const;
   const Value* find(std::string_view key) const;
 };
@@ -53,9 +54,9 @@ inline constexpr size_t kMaxDepth = 32;
 // Bounds the duplicate-key check (quadratic) so a hostile document cannot stall a worker.
 inline constexpr size_t kMaxMembers = 1024;
 
-// Parses exactly one JSON value (RFC 8259) surrounded by optional whitespace. Rejects invalid UTF-8,
-// lone surrogates, control characters in strings, duplicate object keys and nesting deeper than
-// kMaxDepth.
+// Parses exactly one JSON value (RFC 8259) surrounded by optional whitespace. Rejects invalid
+// UTF-8, lone surrogates, control characters in strings, duplicate object keys and nesting deeper
+// than kMaxDepth.
 std::optional<Value> parse(std::string_view text, ParseError* error);
 
 const char* typeName(Value::Type type);

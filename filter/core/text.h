@@ -8,8 +8,8 @@
 
 namespace tcpsteer {
 
-// Appends the decimal digits of value. Hand-written: std::to_chars brings a 200-byte digit table and
-// kilobytes of code into the wasm module for what is a five-line loop.
+// Appends the decimal digits of value. Hand-written: std::to_chars brings a 200-byte digit table
+// and kilobytes of code into the wasm module for what is a five-line loop.
 inline void appendDecimal(std::string& out, uint64_t value) {
   char digits[20];
   size_t count = 0;

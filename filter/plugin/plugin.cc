@@ -1,5 +1,5 @@
-// tcpsteer plugin glue: turns the pure core's Decision into host calls. Every host failure becomes a
-// warn line, a counter and Continue; nothing here traps.
+// tcpsteer plugin glue: turns the pure core's Decision into host calls. Every host failure becomes
+// a warn line, a counter and Continue; nothing here traps.
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,7 +22,9 @@ using proxy_wasm::WasmResult;
 constexpr std::string_view kLogPrefix = "[TCP WASM] ";
 constexpr size_t kMaxLoggedAddress = 64;
 
-HostLogLevel toHost(LogLevel level) { return static_cast<HostLogLevel>(level); }
+HostLogLevel toHost(LogLevel level) {
+  return static_cast<HostLogLevel>(level);
+}
 
 // Host-provided text may be anything: keep log lines short and printable.
 void appendPrintable(std::string& out, std::string_view text) {
@@ -33,7 +35,6 @@ void appendPrintable(std::string& out, std::string_view text) {
   for (char c : text.substr(0, kMaxLoggedAddress)) out.push_back(c > ' ' && c < 0x7f ? c : '?');
   if (text.size() > kMaxLoggedAddress) out += "...";
 }
-
 
 void warn(std::string_view message) {
   std::string line(kLogPrefix);
@@ -47,9 +48,11 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
 
   bool onConfigure(size_t configuration_size) override {
     std::string_view bytes;
-    auto buffer = proxy_wasm::getBufferBytes(proxy_wasm::BufferType::kPluginConfiguration, 0, configuration_size);
+    auto buffer = proxy_wasm::getBufferBytes(proxy_wasm::BufferType::kPluginConfiguration, 0,
+                                             configuration_size);
     if (configuration_size > 0 && !buffer.ok()) {
-      warn(concat({"cannot read the plugin configuration: ", proxy_wasm::resultName(buffer.status)}));
+      warn(concat(
+          {"cannot read the plugin configuration: ", proxy_wasm::resultName(buffer.status)}));
       return false;
     }
     bytes = buffer.value.view();
@@ -59,7 +62,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
       return false;
     }
     config_ = std::move(*parsed.config);
-    defineMetrics();
+    defineMetrics(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {
       std::string line(kLogPrefix);
       line += "configured root_id=";
@@ -86,7 +89,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     if (metric_id != 0) proxy_wasm::incrementMetric(metric_id, 1);
   }
 
-  uint32_t routedMetric(size_t target) const { return target < config_->targets.size() ? routed_[target] : 0; }
+  uint32_t routedMetric(size_t target) const { return target < kMaxTargets ? routed_[target] : 0; }
   uint32_t unroutableMetric() const { return unroutable_; }
   uint32_t skippedMetric() const { return skipped_; }
   uint32_t dryRunMetric() const { return dry_run_; }
@@ -103,9 +106,9 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   }
 
   // Same name -> same id in Envoy, so redefining on reconfigure is harmless.
-  void defineMetrics() {
-    for (size_t i = 0; i < config_->targets.size() && i < kMaxTargets; ++i) {
-      routed_[i] = define(concat({"tcpsteer.routed.", config_->targets[i].name}));
+  void defineMetrics(const Config& config) {
+    for (size_t i = 0; i < config.targets.size() && i < kMaxTargets; ++i) {
+      routed_[i] = define(concat({"tcpsteer.routed.", config.targets[i].name}));
     }
     unroutable_ = define("tcpsteer.unroutable");
     skipped_ = define("tcpsteer.skipped");
@@ -128,7 +131,8 @@ class TcpSteerStream : public proxy_wasm::Context {
 
   FilterStatus onNewConnection() override {
     const Config* config = root_->config();
-    if (config == nullptr) return FilterStatus::kContinue;  // onConfigure failed; Envoy never gets here
+    if (config == nullptr)
+      return FilterStatus::kContinue;  // onConfigure failed; Envoy never gets here
 
     auto source = proxy_wasm::getProperty({"source", "address"});
     if (!source.ok()) return hostFailure("source.address", source.status);
@@ -151,8 +155,9 @@ class TcpSteerStream : public proxy_wasm::Context {
     }
     root_->count(root_->unroutableMetric());
     bool close = config->on_unroutable == OnUnroutable::kClose;
-    logDecision(HostLogLevel::kWarn, source.value.view(), destination.value.view(), "unroutable: ",
-                decision.reason, close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
+    logDecision(HostLogLevel::kWarn, source.value.view(), destination.value.view(),
+                "unroutable: ", decision.reason,
+                close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
     if (close) {
       proxy_wasm::closeStream(proxy_wasm::StreamType::kDownstream);
       return FilterStatus::kStopIteration;
@@ -186,11 +191,13 @@ class TcpSteerStream : public proxy_wasm::Context {
       return FilterStatus::kContinue;
     }
     auto result = proxy_wasm::callForeignFunction(
-        kSetEnvoyFilterState, encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, decision.cluster));
+        kSetEnvoyFilterState,
+        encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, decision.cluster));
     if (!result.ok()) {
       root_->count(root_->errorsMetric());
-      warn(concat({"set_envoy_filter_state(envoy.tcp_proxy.cluster=", decision.cluster, ") failed: ",
-                   proxy_wasm::resultName(result.status), "; connection stays on tcp_proxy's cluster"}));
+      warn(concat({"set_envoy_filter_state(envoy.tcp_proxy.cluster=", decision.cluster,
+                   ") failed: ", proxy_wasm::resultName(result.status),
+                   "; connection stays on tcp_proxy's cluster"}));
     }
     return FilterStatus::kContinue;
   }
@@ -202,8 +209,8 @@ class TcpSteerStream : public proxy_wasm::Context {
     return FilterStatus::kContinue;
   }
 
-  void logDecision(HostLogLevel level, std::string_view source, std::string_view destination, std::string_view what,
-                   std::string_view reason, std::string_view tail = {}) {
+  void logDecision(HostLogLevel level, std::string_view source, std::string_view destination,
+                   std::string_view what, std::string_view reason, std::string_view tail = {}) {
     if (!proxy_wasm::logEnabled(level)) return;
     std::string line = connectionLine(source, destination);
     line += what;
@@ -226,7 +233,8 @@ class TcpSteerStream : public proxy_wasm::Context {
   TcpSteerRoot* root_;
 };
 
-// Empty root_id: the fallback, so the filter runs under any root_id (the seed uses tcp_wasm_filter).
+// Empty root_id: the fallback, so the filter runs under any root_id (the seed uses
+// tcp_wasm_filter).
 const proxy_wasm::RegisterContextFactory kRegistration(
     [](uint32_t id, proxy_wasm::RootContext* root) -> std::unique_ptr<proxy_wasm::Context> {
       return std::make_unique<TcpSteerStream>(id, root);

@@ -14,35 +14,53 @@ WasmData& WasmData::operator=(WasmData&& other) noexcept {
   return *this;
 }
 
-WasmData::~WasmData() { ::free(data_); }
+WasmData::~WasmData() {
+  ::free(data_);
+}
 
 const char* resultName(WasmResult result) {
   switch (result) {
-    case WasmResult::kOk: return "Ok";
-    case WasmResult::kNotFound: return "NotFound";
-    case WasmResult::kBadArgument: return "BadArgument";
-    case WasmResult::kSerializationFailure: return "SerializationFailure";
-    case WasmResult::kParseFailure: return "ParseFailure";
-    case WasmResult::kBadExpression: return "BadExpression";
-    case WasmResult::kInvalidMemoryAccess: return "InvalidMemoryAccess";
-    case WasmResult::kEmpty: return "Empty";
-    case WasmResult::kCasMismatch: return "CasMismatch";
-    case WasmResult::kResultMismatch: return "ResultMismatch";
-    case WasmResult::kInternalFailure: return "InternalFailure";
-    case WasmResult::kBrokenConnection: return "BrokenConnection";
-    case WasmResult::kUnimplemented: return "Unimplemented";
+    case WasmResult::kOk:
+      return "Ok";
+    case WasmResult::kNotFound:
+      return "NotFound";
+    case WasmResult::kBadArgument:
+      return "BadArgument";
+    case WasmResult::kSerializationFailure:
+      return "SerializationFailure";
+    case WasmResult::kParseFailure:
+      return "ParseFailure";
+    case WasmResult::kBadExpression:
+      return "BadExpression";
+    case WasmResult::kInvalidMemoryAccess:
+      return "InvalidMemoryAccess";
+    case WasmResult::kEmpty:
+      return "Empty";
+    case WasmResult::kCasMismatch:
+      return "CasMismatch";
+    case WasmResult::kResultMismatch:
+      return "ResultMismatch";
+    case WasmResult::kInternalFailure:
+      return "InternalFailure";
+    case WasmResult::kBrokenConnection:
+      return "BrokenConnection";
+    case WasmResult::kUnimplemented:
+      return "Unimplemented";
   }
   return "Unknown";
 }
 
 namespace {
 
-WasmResult toResult(uint32_t status) { return static_cast<WasmResult>(status); }
+WasmResult toResult(uint32_t status) {
+  return static_cast<WasmResult>(status);
+}
 
 Result<WasmData> ownedResult(uint32_t status, char* data, size_t size) {
   Result<WasmData> result;
   result.status = toResult(status);
-  // Take ownership whatever the status, so a host that wrote a buffer and then failed leaks nothing.
+  // Take ownership whatever the status, so a host that wrote a buffer and then failed leaks
+  // nothing.
   result.value = WasmData(data, size);
   return result;
 }
@@ -80,21 +98,23 @@ WasmResult setProperty(std::string_view key, std::string_view value) {
 Result<WasmData> getBufferBytes(BufferType type, size_t start, size_t length) {
   char* data = nullptr;
   size_t size = 0;
-  uint32_t status = proxy_get_buffer_bytes(static_cast<uint32_t>(type), start, length, &data, &size);
+  uint32_t status =
+      proxy_get_buffer_bytes(static_cast<uint32_t>(type), start, length, &data, &size);
   return ownedResult(status, data, size);
 }
 
 Result<WasmData> callForeignFunction(std::string_view name, std::string_view arguments) {
   char* data = nullptr;
   size_t size = 0;
-  uint32_t status =
-      proxy_call_foreign_function(name.data(), name.size(), arguments.data(), arguments.size(), &data, &size);
+  uint32_t status = proxy_call_foreign_function(name.data(), name.size(), arguments.data(),
+                                                arguments.size(), &data, &size);
   return ownedResult(status, data, size);
 }
 
 Result<uint32_t> defineMetric(MetricType type, std::string_view name) {
   Result<uint32_t> result;
-  result.status = toResult(proxy_define_metric(static_cast<uint32_t>(type), name.data(), name.size(), &result.value));
+  result.status = toResult(
+      proxy_define_metric(static_cast<uint32_t>(type), name.data(), name.size(), &result.value));
   return result;
 }
 
@@ -102,7 +122,9 @@ WasmResult incrementMetric(uint32_t metric_id, int64_t delta) {
   return toResult(proxy_increment_metric(metric_id, delta));
 }
 
-WasmResult recordMetric(uint32_t metric_id, uint64_t value) { return toResult(proxy_record_metric(metric_id, value)); }
+WasmResult recordMetric(uint32_t metric_id, uint64_t value) {
+  return toResult(proxy_record_metric(metric_id, value));
+}
 
 Result<uint64_t> getMetric(uint32_t metric_id) {
   Result<uint64_t> result;
@@ -116,10 +138,16 @@ Result<uint64_t> currentTimeNanoseconds() {
   return result;
 }
 
-WasmResult setTickPeriodMilliseconds(uint32_t period) { return toResult(proxy_set_tick_period_milliseconds(period)); }
+WasmResult setTickPeriodMilliseconds(uint32_t period) {
+  return toResult(proxy_set_tick_period_milliseconds(period));
+}
 
-WasmResult continueStream(StreamType type) { return toResult(proxy_continue_stream(static_cast<uint32_t>(type))); }
+WasmResult continueStream(StreamType type) {
+  return toResult(proxy_continue_stream(static_cast<uint32_t>(type)));
+}
 
-WasmResult closeStream(StreamType type) { return toResult(proxy_close_stream(static_cast<uint32_t>(type))); }
+WasmResult closeStream(StreamType type) {
+  return toResult(proxy_close_stream(static_cast<uint32_t>(type)));
+}
 
 }  // namespace proxy_wasm

@@ -19,8 +19,8 @@ class Registry {
  public:
   struct Factories {
     std::string_view root_id;  // RegisterContextFactory takes a string with static storage
-    StreamFactory stream;
-    RootFactory root;
+    StreamFactory stream = nullptr;
+    RootFactory root = nullptr;
   };
   static constexpr size_t kMaxFactories = 8;
 
@@ -30,14 +30,14 @@ class Registry {
   }
 
   struct Entry {
-    uint32_t id;
+    uint32_t id = 0;
     std::unique_ptr<ContextBase> context;
   };
 
   Factories factories[kMaxFactories] = {};
   size_t factory_count = 0;
-  // Sorted by id. Hosts hand out increasing ids, so insertion is an append and lookup a binary search;
-  // this is kilobytes smaller in the module than std::unordered_map.
+  // Sorted by id. Hosts hand out increasing ids, so insertion is an append and lookup a binary
+  // search; this is kilobytes smaller in the module than std::unordered_map.
   std::vector<Entry> contexts;
 
   std::vector<Entry>::iterator lowerBound(uint32_t id) {
@@ -90,14 +90,13 @@ class Registry {
     auto root_id_property = getProperty({"plugin_root_id"});
     std::string root_id(root_id_property.ok() ? root_id_property.value.view() : std::string_view());
     const Factories* f = factoriesFor(root_id);
-    std::unique_ptr<RootContext> root;
-    if (f != nullptr && f->root != nullptr) {
-      root = f->root(id, root_id);
-    } else {
+    bool registered = f != nullptr && f->root != nullptr;
+    if (!registered) {
       log(LogLevel::kWarn, "proxy-wasm sdk: no root context registered for root_id '" + root_id +
                                "'; the plugin will do nothing");
-      root = std::make_unique<RootContext>(id, root_id);
     }
+    std::unique_ptr<RootContext> root =
+        registered ? f->root(id, root_id) : std::make_unique<RootContext>(id, root_id);
     root->stream_factory_ = f != nullptr ? f->stream : nullptr;
     insert(id, std::move(root));
   }
@@ -108,20 +107,24 @@ class Registry {
       log(LogLevel::kError, "proxy-wasm sdk: stream context with unknown root; ignored");
       return;
     }
-    std::unique_ptr<Context> stream =
-        root->stream_factory_ != nullptr ? root->stream_factory_(id, root) : std::make_unique<Context>(id, root);
+    std::unique_ptr<Context> stream = root->stream_factory_ != nullptr
+                                          ? root->stream_factory_(id, root)
+                                          : std::make_unique<Context>(id, root);
     insert(id, std::move(stream));
   }
 };
 
-RegisterContextFactory::RegisterContextFactory(StreamFactory stream_factory, RootFactory root_factory,
-                                               std::string_view root_id) {
+RegisterContextFactory::RegisterContextFactory(StreamFactory stream_factory,
+                                               RootFactory root_factory, std::string_view root_id) {
   Registry& registry = Registry::get();
-  if (registry.factory_count == Registry::kMaxFactories) __builtin_trap();  // at start-up, a build error
+  if (registry.factory_count == Registry::kMaxFactories)
+    __builtin_trap();  // at start-up, a build error
   registry.factories[registry.factory_count++] = {root_id, stream_factory, root_factory};
 }
 
-size_t liveContextCount() { return Registry::get().contexts.size(); }
+size_t liveContextCount() {
+  return Registry::get().contexts.size();
+}
 
 }  // namespace proxy_wasm
 
@@ -131,7 +134,9 @@ using proxy_wasm::Registry;
 
 namespace {
 
-uint32_t statusOf(FilterStatus status) { return static_cast<uint32_t>(status); }
+uint32_t statusOf(FilterStatus status) {
+  return static_cast<uint32_t>(status);
+}
 
 }  // namespace
 
@@ -139,7 +144,8 @@ extern "C" {
 
 PROXY_WASM_EXPORT(proxy_abi_version_0_2_1) void proxy_abi_version_0_2_1() {}
 
-PROXY_WASM_EXPORT(proxy_on_context_create) void proxy_on_context_create(uint32_t id, uint32_t parent_id) {
+PROXY_WASM_EXPORT(proxy_on_context_create)
+void proxy_on_context_create(uint32_t id, uint32_t parent_id) {
   if (parent_id == 0) {
     Registry::get().createRoot(id);
   } else {
@@ -147,12 +153,14 @@ PROXY_WASM_EXPORT(proxy_on_context_create) void proxy_on_context_create(uint32_t
   }
 }
 
-PROXY_WASM_EXPORT(proxy_on_vm_start) uint32_t proxy_on_vm_start(uint32_t root_id, uint32_t vm_configuration_size) {
+PROXY_WASM_EXPORT(proxy_on_vm_start)
+uint32_t proxy_on_vm_start(uint32_t root_id, uint32_t vm_configuration_size) {
   auto* root = Registry::get().findRoot(root_id);
   return root != nullptr && root->onStart(vm_configuration_size) ? 1 : 0;
 }
 
-PROXY_WASM_EXPORT(proxy_on_configure) uint32_t proxy_on_configure(uint32_t root_id, uint32_t configuration_size) {
+PROXY_WASM_EXPORT(proxy_on_configure)
+uint32_t proxy_on_configure(uint32_t root_id, uint32_t configuration_size) {
   auto* root = Registry::get().findRoot(root_id);
   return root != nullptr && root->onConfigure(configuration_size) ? 1 : 0;
 }
@@ -176,12 +184,14 @@ uint32_t proxy_on_upstream_data(uint32_t id, uint32_t data_size, uint32_t end_of
 
 PROXY_WASM_EXPORT(proxy_on_downstream_connection_close)
 void proxy_on_downstream_connection_close(uint32_t id, uint32_t peer) {
-  if (auto* stream = Registry::get().findStream(id)) stream->onDownstreamConnectionClose(static_cast<PeerType>(peer));
+  if (auto* stream = Registry::get().findStream(id))
+    stream->onDownstreamConnectionClose(static_cast<PeerType>(peer));
 }
 
 PROXY_WASM_EXPORT(proxy_on_upstream_connection_close)
 void proxy_on_upstream_connection_close(uint32_t id, uint32_t peer) {
-  if (auto* stream = Registry::get().findStream(id)) stream->onUpstreamConnectionClose(static_cast<PeerType>(peer));
+  if (auto* stream = Registry::get().findStream(id))
+    stream->onUpstreamConnectionClose(static_cast<PeerType>(peer));
 }
 
 PROXY_WASM_EXPORT(proxy_on_done) uint32_t proxy_on_done(uint32_t id) {

@@ -1,11 +1,13 @@
-// wasm build only: a small segregated-fit allocator that replaces wasi-libc's dlmalloc (8.8 KB of code,
-// over a quarter of the module's size budget) and the byte-loop memcpy/memmove/memset (2.6 KB, replaced
-// by the bulk-memory instructions memory.copy / memory.fill that Envoy's V8 and wabt execute natively).
+// wasm build only: a small segregated-fit allocator that replaces wasi-libc's dlmalloc (8.8 KB of
+// code, over a quarter of the module's size budget) and the byte-loop memcpy/memmove/memset (2.6
+// KB, replaced by the bulk-memory instructions memory.copy / memory.fill that Envoy's V8 and wabt
+// execute natively).
 //
-// Design: power-of-two size classes from 16 bytes to 1 GiB, one free list per class, a 16-byte header
-// holding the class. Freed blocks are reused by the next allocation of their class, so a steady
-// connection load allocates no new pages after warm-up. Memory comes from memory.grow; nothing is ever
-// returned to the host, as with dlmalloc on wasm. Single-threaded, as every proxy-wasm VM is.
+// Design: power-of-two size classes from 16 bytes to 1 GiB, one free list per class, a 16-byte
+// header holding the class. Freed blocks are reused by the next allocation of their class, so a
+// steady connection load allocates no new pages after warm-up. Memory comes from memory.grow;
+// nothing is ever returned to the host, as with dlmalloc on wasm. Single-threaded, as every
+// proxy-wasm VM is.
 #if defined(__wasm__)
 
 #include <cstddef>
@@ -16,8 +18,9 @@ extern "C" unsigned char __heap_base;  // provided by wasm-ld: first byte after 
 
 namespace {
 
-constexpr size_t kHeaderSize = 16;  // keeps payloads 16-byte aligned (alignof(max_align_t) on wasm32)
-constexpr size_t kMinClass = 4;     // 16 bytes
+constexpr size_t kHeaderSize =
+    16;                          // keeps payloads 16-byte aligned (alignof(max_align_t) on wasm32)
+constexpr size_t kMinClass = 4;  // 16 bytes
 constexpr size_t kClassCount = 31;  // up to 2^30 bytes
 constexpr size_t kPageSize = 65536;
 
@@ -49,7 +52,7 @@ void* carve(size_t bytes) {
     bump_end = (old_pages + pages) * kPageSize;
     if (bump_end - bump < bytes) return nullptr;
   }
-  void* block = reinterpret_cast<void*>(bump);
+  void* block = reinterpret_cast<void*>(bump);  // NOLINT(performance-no-int-to-ptr): an allocator
   bump += bytes;
   return block;
 }
@@ -77,7 +80,9 @@ size_t capacityOf(void* p) {
 
 extern "C" {
 
-void* malloc(size_t size) { return allocate(size); }
+void* malloc(size_t size) {
+  return allocate(size);
+}
 
 void free(void* p) {
   if (p == nullptr) return;
@@ -109,21 +114,29 @@ void* realloc(void* p, size_t size) {
 }
 
 // Payloads are 16-byte aligned; stricter alignments are not used by this project.
-void* aligned_alloc(size_t alignment, size_t size) { return alignment <= kHeaderSize ? allocate(size) : nullptr; }
+void* aligned_alloc(size_t alignment, size_t size) {
+  return alignment <= kHeaderSize ? allocate(size) : nullptr;
+}
 
 int posix_memalign(void** out, size_t alignment, size_t size) {
   *out = aligned_alloc(alignment, size);
   return *out == nullptr ? 12 /* ENOMEM */ : 0;
 }
 
-size_t malloc_usable_size(void* p) { return p == nullptr ? 0 : capacityOf(p); }
+size_t malloc_usable_size(void* p) {
+  return p == nullptr ? 0 : capacityOf(p);
+}
 
 // With -mbulk-memory these builtins compile to single memory.copy / memory.fill instructions.
 void* memcpy(void* __restrict dst, const void* __restrict src, size_t n) {
   return __builtin_memcpy(dst, src, n);
 }
-void* memmove(void* dst, const void* src, size_t n) { return __builtin_memmove(dst, src, n); }
-void* memset(void* dst, int value, size_t n) { return __builtin_memset(dst, value, n); }
+void* memmove(void* dst, const void* src, size_t n) {
+  return __builtin_memmove(dst, src, n);
+}
+void* memset(void* dst, int value, size_t n) {
+  return __builtin_memset(dst, value, n);
+}
 
 }  // extern "C"
 

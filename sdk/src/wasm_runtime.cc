@@ -1,8 +1,9 @@
 // wasm build only: replaces the libc++/libc++abi pieces that would import WASI functions.
-// libc++'s verbose-abort hook and libc++abi's no-exceptions operator new print to stderr, which imports
-// wasi_snapshot_preview1.fd_write/fd_seek/fd_close. Envoy does provide those, but a module with no WASI
-// imports loads on every host and needs no start-up allow-list. These paths are only reached on
-// out-of-memory or a libc++ precondition failure, where trapping is all that is left to do.
+// libc++'s verbose-abort hook and libc++abi's no-exceptions operator new print to stderr, which
+// imports wasi_snapshot_preview1.fd_write/fd_seek/fd_close. Envoy does provide those, but a module
+// with no WASI imports loads on every host and needs no start-up allow-list. These paths are only
+// reached on out-of-memory or a libc++ precondition failure, where trapping is all that is left to
+// do.
 #if defined(__wasm__)
 
 #include <cstddef>
@@ -10,7 +11,9 @@
 #include <new>
 
 _LIBCPP_BEGIN_NAMESPACE_STD
-[[noreturn]] void __libcpp_verbose_abort(const char* /*format*/, ...) { __builtin_trap(); }
+[[noreturn]] void __libcpp_verbose_abort(const char* /*format*/, ...) {
+  __builtin_trap();
+}
 _LIBCPP_END_NAMESPACE_STD
 
 namespace {
@@ -29,19 +32,47 @@ void* allocateAlignedOrTrap(std::size_t size, std::align_val_t alignment) {
 
 }  // namespace
 
-void* operator new(std::size_t size) { return allocateOrTrap(size); }
-void* operator new[](std::size_t size) { return allocateOrTrap(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new(std::size_t size, std::align_val_t alignment) { return allocateAlignedOrTrap(size, alignment); }
-void* operator new[](std::size_t size, std::align_val_t alignment) { return allocateAlignedOrTrap(size, alignment); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void* operator new(std::size_t size) {
+  return allocateOrTrap(size);
+}
+void* operator new[](std::size_t size) {
+  return allocateOrTrap(size);
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  return allocateAlignedOrTrap(size, alignment);
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+  return allocateAlignedOrTrap(size, alignment);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
 
 #endif  // __wasm__

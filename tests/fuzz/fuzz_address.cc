@@ -1,5 +1,5 @@
-// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, and a parsed address
-// always yields a decision.
+// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, and a parsed
+// address always yields a decision.
 #include <arpa/inet.h>
 
 #include <cstddef>
@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto ip = tcpsteer::parseIp(text);
   if (text.find('\0') == std::string::npos && text.size() <= tcpsteer::kMaxAddressText) {
     unsigned char buffer[16];
-    bool libc = inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+    bool libc = inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
+                inet_pton(AF_INET6, text.c_str(), buffer) == 1;
     if (libc != ip.has_value()) std::abort();
   }
   static const tcpsteer::Config config = tcpsteer::istioPreset();

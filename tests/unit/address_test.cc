@@ -60,11 +60,33 @@ TEST(ParseSocketAddress, ZoneIsIgnored) {
 
 TEST(ParseSocketAddress, RejectsGarbage) {
   const char* bad[] = {
-      "",          ":",           "1.2.3",          "1.2.3.4.5",      "256.1.1.1",     "01.2.3.4",
-      "1.2.3.4:",  "1.2.3.4:65536", "1.2.3.4:-1",   "1.2.3.4:80x",    "[1.2.3.4]:80",  "[::1",
-      "[::1]x",    "::1]:80",     "1:2:3:4:5:6:7:8:9", "1::2::3",     ":::",           "[::1]:",
-      "12345::1",  "g::1",        "1.2.3.4 ",       " 1.2.3.4",       "pipe:/tmp/sock", "envoy://internal",
-      "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4:5",       "1.2.3.4\n",
+      "",
+      ":",
+      "1.2.3",
+      "1.2.3.4.5",
+      "256.1.1.1",
+      "01.2.3.4",
+      "1.2.3.4:",
+      "1.2.3.4:65536",
+      "1.2.3.4:-1",
+      "1.2.3.4:80x",
+      "[1.2.3.4]:80",
+      "[::1",
+      "[::1]x",
+      "::1]:80",
+      "1:2:3:4:5:6:7:8:9",
+      "1::2::3",
+      ":::",
+      "[::1]:",
+      "12345::1",
+      "g::1",
+      "1.2.3.4 ",
+      " 1.2.3.4",
+      "pipe:/tmp/sock",
+      "envoy://internal",
+      "1:2:3:4:5:6:7:1.2.3.4",
+      "::1.2.3.4:5",
+      "1.2.3.4\n",
   };
   for (const char* text : bad) EXPECT_FALSE(parseSocketAddress(text)) << text;
 }
@@ -76,8 +98,8 @@ TEST(ParseSocketAddress, RejectsOverLongAndBinary) {
   EXPECT_FALSE(parseSocketAddress("1\xc3\xa9.2.3.4"));
 }
 
-// Our IP parser must agree with the C library's inet_pton on every input it is given (apart from the
-// IPv4-mapped normalisation, which only changes the family).
+// Our IP parser must agree with the C library's inet_pton on every input it is given (apart from
+// the IPv4-mapped normalisation, which only changes the family).
 void expectAgreesWithInetPton(const std::string& text) {
   unsigned char buffer[16];
   bool libc_v4 = inet_pton(AF_INET, text.c_str(), buffer) == 1;
@@ -86,11 +108,29 @@ void expectAgreesWithInetPton(const std::string& text) {
 }
 
 TEST(ParseIp, AgreesWithInetPton) {
-  const char* samples[] = {"0.0.0.0",   "255.255.255.255", "1.2.3.04",    "::",         "::1",
-                           "1::",       "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
-                           "1::8",      "::ffff:1.2.3.4",  "::1.2.3.4",   "1:2:3:4:5:6:1.2.3.4",
-                           "1:2::1.2.3.4", "fFfF::",       "1:::2",       ":1::",       "1::2:",
-                           "00000::1",  "1.2.3.4.",        ".1.2.3.4",    "1..2.3",     "::ffff:256.1.1.1"};
+  const char* samples[] = {"0.0.0.0",
+                           "255.255.255.255",
+                           "1.2.3.04",
+                           "::",
+                           "::1",
+                           "1::",
+                           "1:2:3:4:5:6:7:8",
+                           "1:2:3:4:5:6:7::",
+                           "::2:3:4:5:6:7:8",
+                           "1::8",
+                           "::ffff:1.2.3.4",
+                           "::1.2.3.4",
+                           "1:2:3:4:5:6:1.2.3.4",
+                           "1:2::1.2.3.4",
+                           "fFfF::",
+                           "1:::2",
+                           ":1::",
+                           "1::2:",
+                           "00000::1",
+                           "1.2.3.4.",
+                           ".1.2.3.4",
+                           "1..2.3",
+                           "::ffff:256.1.1.1"};
   for (const char* sample : samples) expectAgreesWithInetPton(sample);
 }
 
@@ -118,8 +158,8 @@ TEST(ParsePrefix, MatchesV4AndV6) {
 }
 
 TEST(ParsePrefix, RejectsHostBitsAndBadLengths) {
-  for (const char* bad : {"10.1.2.3/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/x",
-                          "/8", "::ffff:10.0.0.0/104", "10.0.0.0/8/8"}) {
+  for (const char* bad : {"10.1.2.3/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/08",
+                          "10.0.0.0/x", "/8", "::ffff:10.0.0.0/104", "10.0.0.0/8/8"}) {
     EXPECT_FALSE(parsePrefix(bad)) << bad;
   }
 }

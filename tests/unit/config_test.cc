@@ -24,8 +24,10 @@ TEST(Config, EmptyAndIstioArePresetIstio) {
     Config config = parseOk(text);
     ASSERT_EQ(config.targets.size(), 2u) << text;
     EXPECT_EQ(config.targets[0].name, "egress1");
-    EXPECT_EQ(config.targets[0].cluster.render(443), "outbound|443||egress1.default.svc.cluster.local");
-    EXPECT_EQ(config.targets[1].cluster.render(8080), "outbound|8080||egress2.default.svc.cluster.local");
+    EXPECT_EQ(config.targets[0].cluster.render(443),
+              "outbound|443||egress1.default.svc.cluster.local");
+    EXPECT_EQ(config.targets[1].cluster.render(8080),
+              "outbound|8080||egress2.default.svc.cluster.local");
     EXPECT_EQ(config.mode, Mode::kRoute);
     EXPECT_EQ(config.on_unroutable, OnUnroutable::kPassthrough);
     EXPECT_EQ(config.log_level, LogLevel::kInfo);
@@ -76,7 +78,8 @@ TEST(Config, FullDocument) {
 }
 
 TEST(Config, PresetWithOverrides) {
-  Config config = parseOk(R"({"preset": "standalone", "mode": "dry-run", "rules": [{"last_octet": 7, "target": "egress1"}]})");
+  Config config = parseOk(
+      R"({"preset": "standalone", "mode": "dry-run", "rules": [{"last_octet": 7, "target": "egress1"}]})");
   EXPECT_EQ(config.targets[0].cluster.render(0), "egress1");
   EXPECT_EQ(config.mode, Mode::kDryRun);
   ASSERT_EQ(config.rules.size(), 1u);
@@ -104,7 +107,8 @@ TEST_P(ConfigErrors, NamesFieldProblemAndExpectedForm) {
 INSTANTIATE_TEST_SUITE_P(
     Table, ConfigErrors,
     ::testing::Values(
-        ErrorCase{"kubernetes", "", "not valid JSON"}, ErrorCase{"{\"targets\": [}", "", "not valid JSON"},
+        ErrorCase{"kubernetes", "", "not valid JSON"},
+        ErrorCase{"{\"targets\": [}", "", "not valid JSON"},
         ErrorCase{"\"egress\"", "", "unknown preset"}, ErrorCase{"42", "", "must be a JSON object"},
         ErrorCase{"[\"egress1\"]", "", "must be a JSON object"},
         ErrorCase{R"({"target": []})", "target", "unknown field"},
@@ -119,19 +123,26 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{R"({"targets": ["{port}{port}"]})", "targets[0]", "at most once"},
         ErrorCase{R"({"targets": ["{prt}"]})", "targets[0]", "at most once"},
         ErrorCase{R"({"targets": [{"name": "a"}]})", "targets[0]", "exactly the string fields"},
-        ErrorCase{R"({"targets": [{"name": "a b", "cluster": "c"}]})", "targets[0].name", "invalid target name"},
-        ErrorCase{R"({"targets": [{"name": "a", "cluster": "c\u0001"}]})", "targets[0].cluster", "printable"},
+        ErrorCase{R"({"targets": [{"name": "a b", "cluster": "c"}]})", "targets[0].name",
+                  "invalid target name"},
+        ErrorCase{R"({"targets": [{"name": "a", "cluster": "c\u0001"}]})", "targets[0].cluster",
+                  "printable"},
         ErrorCase{R"({"targets": ["x.ns", "x.other"]})", "targets[1].name", "same name"},
         ErrorCase{R"({"rules": {}})", "rules", "array"},
         ErrorCase{R"({"rules": [1]})", "rules[0]", "must be an object"},
         ErrorCase{R"({"rules": [{"target": 0}]})", "rules[0]", "exactly one of"},
-        ErrorCase{R"({"rules": [{"source_cidr": "10.0.0.0/8", "last_octet": 1, "target": 0}]})", "rules[0]",
-                  "exactly one of"},
-        ErrorCase{R"({"rules": [{"source_cidr": "10.1.0.0/8", "target": 0}]})", "rules[0].source_cidr", "CIDR"},
-        ErrorCase{R"({"rules": [{"source_cidr": 10, "target": 0}]})", "rules[0].source_cidr", "CIDR"},
-        ErrorCase{R"({"rules": [{"last_octet": [9, 1], "target": 0}]})", "rules[0].last_octet", "range"},
-        ErrorCase{R"({"rules": [{"last_octet": 256, "target": 0}]})", "rules[0].last_octet", "range"},
-        ErrorCase{R"({"rules": [{"last_octet": 1, "target": 2}]})", "rules[0].target", "no configured target"},
+        ErrorCase{R"({"rules": [{"source_cidr": "10.0.0.0/8", "last_octet": 1, "target": 0}]})",
+                  "rules[0]", "exactly one of"},
+        ErrorCase{R"({"rules": [{"source_cidr": "10.1.0.0/8", "target": 0}]})",
+                  "rules[0].source_cidr", "CIDR"},
+        ErrorCase{R"({"rules": [{"source_cidr": 10, "target": 0}]})", "rules[0].source_cidr",
+                  "CIDR"},
+        ErrorCase{R"({"rules": [{"last_octet": [9, 1], "target": 0}]})", "rules[0].last_octet",
+                  "range"},
+        ErrorCase{R"({"rules": [{"last_octet": 256, "target": 0}]})", "rules[0].last_octet",
+                  "range"},
+        ErrorCase{R"({"rules": [{"last_octet": 1, "target": 2}]})", "rules[0].target",
+                  "no configured target"},
         ErrorCase{R"({"rules": [{"last_octet": 1, "target": "egress3"}]})", "rules[0].target",
                   "no configured target"},
         ErrorCase{R"({"port_map": [443]})", "port_map", "object"},
@@ -144,11 +155,15 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{R"({"mode": "block"})", "mode", "unknown mode"},
         ErrorCase{R"({"on_unroutable": "drop"})", "on_unroutable", "unknown policy"},
         ErrorCase{R"({"log_level": "verbose"})", "log_level", "unknown log level"}),
-    [](const ::testing::TestParamInfo<ErrorCase>& info) { return "case" + std::to_string(info.index); });
+    [](const ::testing::TestParamInfo<ErrorCase>& info) {
+      return "case" + std::to_string(info.index);
+    });
 
 TEST(Config, RejectsOversizedAndBinary) {
-  EXPECT_EQ(parseError(std::string(kMaxConfigBytes + 1, ' ')).problem, "configuration is larger than 64 KiB");
-  EXPECT_NE(parseError(std::string("{\"mode\": \"route\"}\0", 18)).problem.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(parseError(std::string(kMaxConfigBytes + 1, ' ')).problem,
+            "configuration is larger than 64 KiB");
+  EXPECT_NE(parseError(std::string("{\"mode\": \"route\"}\0", 18)).problem.find("not valid JSON"),
+            std::string::npos);
   EXPECT_NE(parseError("{\"mode\": \"\xff\"}").problem.find("UTF-8"), std::string::npos);
 }
 

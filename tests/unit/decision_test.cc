@@ -67,8 +67,10 @@ TEST(Decide, RulesFirstMatchWins) {
 
 TEST(Decide, PortMapAndMatchPorts) {
   Config config = configFrom(R"({"port_map": {"443": 8443}, "match_ports": [443, 80]})");
-  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:443").cluster, "outbound|8443||egress1.default.svc.cluster.local");
-  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:80").cluster, "outbound|80||egress1.default.svc.cluster.local");
+  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:443").cluster,
+            "outbound|8443||egress1.default.svc.cluster.local");
+  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:80").cluster,
+            "outbound|80||egress1.default.svc.cluster.local");
   Decision skipped = decide(config, "10.0.0.2:1", "1.2.3.4:22");
   EXPECT_EQ(skipped.verdict, Verdict::kSkip);
   EXPECT_TRUE(skipped.cluster.empty());

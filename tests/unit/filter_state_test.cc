@@ -10,7 +10,8 @@ namespace tcpsteer {
 namespace {
 
 // Golden encodings made by `protoc --encode` from tests/fixtures/set_envoy_filter_state.proto
-// (tests/fixtures/golden/*.txt are the inputs; the golden_vectors_match_protoc test re-runs protoc).
+// (tests/fixtures/golden/*.txt are the inputs; the golden_vectors_match_protoc test re-runs
+// protoc).
 std::string readGolden(const std::string& name) {
   std::ifstream file(std::string(TCPSTEER_FIXTURES) + "/golden/" + name + ".bin", std::ios::binary);
   EXPECT_TRUE(file) << name;
@@ -20,13 +21,16 @@ std::string readGolden(const std::string& name) {
 }
 
 TEST(FilterState, MatchesProtocGoldenVectors) {
-  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, "outbound|443||egress1.default.svc.cluster.local"),
+  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey,
+                                               "outbound|443||egress1.default.svc.cluster.local"),
             readGolden("istio_443"));
-  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, "egress2"), readGolden("standalone"));
+  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, "egress2"),
+            readGolden("standalone"));
   EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, "outbound|443||example.com",
                                                LifeSpan::kDownstreamConnection),
             readGolden("connection_span"));
-  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, std::string(200, 'c')), readGolden("long_value"));
+  EXPECT_EQ(encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, std::string(200, 'c')),
+            readGolden("long_value"));
 }
 
 TEST(FilterState, VarintBoundaries) {

@@ -8,11 +8,14 @@
 namespace tcpsteer::json {
 namespace {
 
-bool nlohmannAccepts(const std::string& text) { return nlohmann::json::accept(text); }
+bool nlohmannAccepts(const std::string& text) {
+  return nlohmann::json::accept(text);
+}
 
 TEST(Json, ParsesDocument) {
   ParseError error;
-  auto value = parse(R"( {"a": [1, -2, 3.5e2, true, false, null], "b": {"c": "x\u00e9\ud83d\ude00\n"}} )", &error);
+  auto value = parse(
+      R"( {"a": [1, -2, 3.5e2, true, false, null], "b": {"c": "x\u00e9\ud83d\ude00\n"}} )", &error);
   ASSERT_TRUE(value) << error.message;
   ASSERT_EQ(value->type, Value::Type::kObject);
   const Value* a = value->find("a");
@@ -28,10 +31,34 @@ TEST(Json, ParsesDocument) {
 
 TEST(Json, RejectsWhatRfc8259Rejects) {
   const char* bad[] = {
-      "",          "{",          "{\"a\" \"b\"}", "[1 2]",        "[1,]",         "{\"a\":1,}",  "{,\"a\":1}",
-      "{\"a\"}",   "{1:2}",      "[01]",          "[1.]",         "[.5]",         "[1e]",        "[-]",
-      "tru",       "nul",        "\"\\x\"",       "\"\\ud800\"",  "\"\\udc00\"",  "\"a\nb\"",    "{} {}",
-      "[\"\xff\"]", "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "'a'",  "[+1]",         "NaN",         "[1]x",
+      "",
+      "{",
+      "{\"a\" \"b\"}",
+      "[1 2]",
+      "[1,]",
+      "{\"a\":1,}",
+      "{,\"a\":1}",
+      "{\"a\"}",
+      "{1:2}",
+      "[01]",
+      "[1.]",
+      "[.5]",
+      "[1e]",
+      "[-]",
+      "tru",
+      "nul",
+      "\"\\x\"",
+      "\"\\ud800\"",
+      "\"\\udc00\"",
+      "\"a\nb\"",
+      "{} {}",
+      "[\"\xff\"]",
+      "[\"\xc0\xaf\"]",
+      "[\"\xed\xa0\x80\"]",
+      "'a'",
+      "[+1]",
+      "NaN",
+      "[1]x",
   };
   for (const char* text : bad) {
     ParseError error;

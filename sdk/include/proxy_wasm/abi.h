@@ -24,7 +24,14 @@ enum class WasmResult : uint32_t {
   kUnimplemented = 12,
 };
 
-enum class LogLevel : uint32_t { kTrace = 0, kDebug = 1, kInfo = 2, kWarn = 3, kError = 4, kCritical = 5 };
+enum class LogLevel : uint32_t {
+  kTrace = 0,
+  kDebug = 1,
+  kInfo = 2,
+  kWarn = 3,
+  kError = 4,
+  kCritical = 5
+};
 
 enum class BufferType : uint32_t {
   kHttpRequestBody = 0,
@@ -63,14 +70,17 @@ uint32_t proxy_get_log_level(uint32_t* level);
 PROXY_WASM_IMPORT(proxy_get_property)
 uint32_t proxy_get_property(const char* path, size_t path_size, char** value, size_t* value_size);
 PROXY_WASM_IMPORT(proxy_set_property)
-uint32_t proxy_set_property(const char* path, size_t path_size, const char* value, size_t value_size);
+uint32_t proxy_set_property(const char* path, size_t path_size, const char* value,
+                            size_t value_size);
 PROXY_WASM_IMPORT(proxy_get_buffer_bytes)
-uint32_t proxy_get_buffer_bytes(uint32_t type, size_t start, size_t length, char** data, size_t* size);
+uint32_t proxy_get_buffer_bytes(uint32_t type, size_t start, size_t length, char** data,
+                                size_t* size);
 PROXY_WASM_IMPORT(proxy_call_foreign_function)
-uint32_t proxy_call_foreign_function(const char* name, size_t name_size, const char* args, size_t args_size,
-                                     char** results, size_t* results_size);
+uint32_t proxy_call_foreign_function(const char* name, size_t name_size, const char* args,
+                                     size_t args_size, char** results, size_t* results_size);
 PROXY_WASM_IMPORT(proxy_define_metric)
-uint32_t proxy_define_metric(uint32_t type, const char* name, size_t name_size, uint32_t* metric_id);
+uint32_t proxy_define_metric(uint32_t type, const char* name, size_t name_size,
+                             uint32_t* metric_id);
 PROXY_WASM_IMPORT(proxy_increment_metric)
 uint32_t proxy_increment_metric(uint32_t metric_id, int64_t offset);
 PROXY_WASM_IMPORT(proxy_record_metric)

@@ -1,5 +1,5 @@
-// Typed wrappers over the host functions: results instead of raw status codes, owned buffers instead of
-// raw host-malloc'd pointers. No wrapper ever traps; failures come back as a WasmResult.
+// Typed wrappers over the host functions: results instead of raw status codes, owned buffers
+// instead of raw host-malloc'd pointers. No wrapper ever traps; failures come back as a WasmResult.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,9 @@ struct Result {
 WasmResult log(LogLevel level, std::string_view message);
 // The host's current level; Info if the host cannot say. Check it before building a costly message.
 LogLevel logLevel();
-inline bool logEnabled(LogLevel level) { return level >= logLevel(); }
+inline bool logEnabled(LogLevel level) {
+  return level >= logLevel();
+}
 
 // Path segments are joined with NUL, as Envoy expects: getProperty({"source", "address"}).
 Result<WasmData> getProperty(std::initializer_list<std::string_view> path);

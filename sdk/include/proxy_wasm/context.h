@@ -1,8 +1,9 @@
 // Root and stream contexts, shaped like the upstream proxy-wasm C++ SDK, for L4 (network) filters.
 //
 // A plugin registers one RegisterContextFactory per root_id. The host creates one root context per
-// plugin (parent id 0) and one stream context per connection (parent = the root's id); the SDK keeps
-// them in a registry keyed by context id and routes every proxy_on_* export to the right object.
+// plugin (parent id 0) and one stream context per connection (parent = the root's id); the SDK
+// keeps them in a registry keyed by context id and routes every proxy_on_* export to the right
+// object.
 #pragma once
 
 #include <cstddef>
@@ -77,10 +78,11 @@ class Context : public ContextBase {
 };
 
 // Registers the factories for one root_id (a string literal: it is kept by reference). An empty
-// root_id registers the fallback used for any root_id without an exact registration, so a filter can
-// run under whatever name a deployment uses. At most 8 registrations per module.
+// root_id registers the fallback used for any root_id without an exact registration, so a filter
+// can run under whatever name a deployment uses. At most 8 registrations per module.
 struct RegisterContextFactory {
-  RegisterContextFactory(StreamFactory stream_factory, RootFactory root_factory, std::string_view root_id = "");
+  RegisterContextFactory(StreamFactory stream_factory, RootFactory root_factory,
+                         std::string_view root_id = "");
 };
 
 // Live contexts (tests and diagnostics).
