@@ -1,0 +1,193 @@
+// A proxy-wasm VM with Envoy's semantics, for one plugin: what tests, the CLI, the proxy and the
+// benchmarks drive. Shaped like proxy-wasm-go-sdk's proxytest emulator: load, start the VM, start the
+// plugin, open connections, feed data, close, then inspect logs, metrics, filter state and actions.
+//
+// Nothing a module does can crash the host: every guest pointer is bounds-checked, traps and exhausted
+// instruction budgets fail the VM, and a failed VM follows the fail-open / fail-closed policy.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tcpsteer::host {
+
+class WasmEngine;
+
+enum class LogLevel : uint32_t { kTrace = 0, kDebug, kInfo, kWarn, kError, kCritical };
+enum class Action : uint32_t { kContinue = 0, kPause = 1 };
+enum class PeerType : uint32_t { kUnknown = 0, kLocal = 1, kRemote = 2 };
+enum class MetricType : uint32_t { kCounter = 0, kGauge = 1, kHistogram = 2 };
+
+const char* logLevelName(LogLevel level);
+
+// A value in newConnection's extra properties that removes the property instead of setting it
+// (to test a host where, say, source.address is missing).
+inline constexpr const char* kUnsetProperty = "\x7f<unset>";
+
+// Which WASI functions the host provides (Envoy 1.28-1.33 have tier 1 only; 1.34+ add tier 2).
+enum class WasiTier : uint8_t { kTier1 = 1, kTier2 = 2 };
+
+struct VmOptions {
+  uint64_t instruction_budget = 50'000'000;  // per top-level callback; 0 = unlimited
+  LogLevel log_level = LogLevel::kTrace;     // what proxy_get_log_level reports; lower lines are dropped
+  bool fail_open = false;                    // Istio's default is FAIL_CLOSE
+  std::string vm_configuration;
+  std::map<std::string, std::string> environment;  // WASI environ (Envoy vm_config.environment_variables)
+  WasiTier wasi_tier = WasiTier::kTier1;
+  // Keys accepted by set_envoy_filter_state (Envoy's registered object factories).
+  std::set<std::string> filter_state_keys = {"envoy.tcp_proxy.cluster",
+                                             "envoy.string",
+                                             "envoy.network.upstream_server_name",
+                                             "envoy.network.application_protocols",
+                                             "envoy.network.transport_socket.original_dst_address",
+                                             "envoy.tcp_proxy.per_connection_idle_timeout_ms",
+                                             "envoy.upstream.dynamic_host",
+                                             "envoy.upstream.dynamic_port"};
+};
+
+struct PluginOptions {
+  std::string root_id;
+  std::string configuration;  // plugin configuration bytes (Envoy config.configuration)
+  std::string name = "tcpsteer";
+  std::string vm_id;
+};
+
+struct LogEntry {
+  LogLevel level;
+  uint32_t context_id;
+  std::string message;
+};
+
+struct Metric {
+  MetricType type;
+  std::string name;
+  int64_t value = 0;             // counter / gauge
+  std::vector<uint64_t> values;  // histogram records
+};
+
+struct LoadReport {
+  bool ok = false;
+  std::string abi_version;                 // "0_2_1", "0_2_0", "0_1_0"
+  std::vector<std::string> unknown_imports;  // "module.name (sig)": Envoy would refuse to load
+  std::vector<std::string> problems;       // one line each: what Envoy would refuse, and why
+  std::vector<std::string> imports;        // "module.name (sig)"
+  std::vector<std::string> exports;        // "name (sig)" or "name (memory)"
+  size_t module_bytes = 0;
+};
+
+// What happened to one connection, as Envoy's network filter manager would see it.
+struct Connection {
+  uint32_t context_id = 0;
+  std::map<std::string, std::string> properties;  // dotted path -> encoded value
+  std::map<std::string, std::string> filter_state;
+  std::string downstream_buffer;  // bytes held while the filter pauses
+  std::string upstream_buffer;
+  std::string forwarded_upstream;    // downstream bytes released towards the upstream
+  std::string forwarded_downstream;  // upstream bytes released towards the client
+  bool paused = false;               // chain stopped at the wasm filter
+  bool tcp_proxy_started = false;    // onNewConnection reached tcp_proxy (reads the cluster)
+  std::optional<std::string> cluster_at_start;  // envoy.tcp_proxy.cluster when tcp_proxy started
+  bool closed_by_filter = false;
+  bool downstream_closed = false;
+  bool upstream_closed = false;
+  bool filter_skipped = false;  // fail-open on a failed VM: the filter was not in the chain
+  uint64_t instructions = 0;    // wasm instructions run for this connection
+};
+
+struct Failure {
+  std::string callback;  // e.g. "proxy_on_new_connection"
+  std::string message;   // the trap message
+};
+
+class Vm {
+ public:
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Checks the module as Envoy would (imports, ABI marker, allocator, export signatures).
+  static LoadReport inspect(std::span<const uint8_t> module);
+  // Loads and instantiates. nullptr when Envoy would refuse the module; *report says why.
+  static std::unique_ptr<Vm> load(std::span<const uint8_t> module, VmOptions options, LoadReport* report);
+
+  // _initialize (+ main) or _start, under the start-up allow-list. False if the VM failed.
+  bool start();
+  enum class PluginStatus : uint8_t { kOk, kVmStartFailed, kConfigRejected, kFailed };
+  // proxy_on_context_create(root) -> proxy_on_vm_start -> proxy_on_configure.
+  PluginStatus startPlugin(const PluginOptions& plugin);
+  PluginStatus reconfigure(const std::string& configuration);
+
+  // Per connection, in Envoy's order. Properties are derived from the addresses; override any with
+  // setProperty before newConnection via the extra map.
+  uint32_t newConnection(const std::string& source_address, const std::string& destination_address,
+                         const std::map<std::string, std::string>& extra_properties = {});
+  Action downstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
+  Action upstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
+  void closeDownstream(uint32_t connection, PeerType peer);  // runs close, done, log, delete
+  // Host calls made by the module from inside a callback are applied when it returns, as Envoy does.
+
+  const Connection* connection(uint32_t connection) const;
+  void forgetConnection(uint32_t connection);  // drop a finished connection's record
+
+  // Inspection.
+  const std::vector<LogEntry>& logs() const { return logs_; }
+  void clearLogs() { logs_.clear(); }
+  std::vector<std::string> logLines(LogLevel at_least = LogLevel::kTrace) const;
+  const std::map<uint32_t, Metric>& metrics() const { return metrics_; }
+  std::optional<int64_t> metricValue(const std::string& name) const;
+  bool failed() const { return failure_.has_value(); }
+  const std::optional<Failure>& failure() const { return failure_; }
+  uint64_t lastCallbackInstructions() const { return last_instructions_; }
+  uint64_t totalInstructions() const;
+  uint64_t memoryBytes() const;
+  uint32_t rootContextId() const { return root_context_id_; }
+  size_t liveConnections() const { return connections_.size(); }
+  void setLogLevel(LogLevel level) { options_.log_level = level; }
+  void setTimeNanoseconds(uint64_t now) { now_ns_ = now; }
+
+  class Abi;  // the host functions (vm.cc)
+
+ private:
+  Vm(std::unique_ptr<WasmEngine> engine, VmOptions options);
+  friend class Abi;
+
+  enum class Window : uint8_t { kNone, kStartup, kAllocator };
+  void addLog(LogLevel level, std::string message);
+  uint64_t now() const;
+  // Calls a callback export; false if missing or failed (the VM is then failed).
+  bool invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result, uint32_t context);
+  Action invokeAction(const char* name, std::initializer_list<uint64_t> args, Connection& connection);
+  void fail(const std::string& callback, const std::string& message);
+  void startTcpProxy(Connection& connection);
+  void applyDeferred(Connection& connection);
+
+  std::unique_ptr<WasmEngine> engine_;
+  std::unique_ptr<Abi> abi_;
+  VmOptions options_;
+  PluginOptions plugin_;
+  std::string abi_version_;
+  std::string malloc_export_;
+  uint32_t next_context_id_ = 1;
+  uint32_t root_context_id_ = 0;
+  uint32_t current_context_ = 0;
+  Window window_ = Window::kNone;
+  bool in_configure_ = false;
+  int buffer_callback_ = -1;  // BufferType readable in the current callback (2 or 3), else -1
+  std::map<uint32_t, Connection> connections_;
+  std::vector<LogEntry> logs_;
+  std::map<uint32_t, Metric> metrics_;
+  uint32_t next_metric_index_[3] = {1, 1, 1};
+  std::optional<Failure> failure_;
+  uint64_t last_instructions_ = 0;
+  uint64_t now_ns_ = 0;
+  uint32_t tick_period_ms_ = 0;
+  std::map<std::string, std::pair<std::string, uint32_t>> shared_data_;
+};
+
+}  // namespace tcpsteer::host
