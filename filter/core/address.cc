@@ -17,27 +17,27 @@ int hexValue(char c) {
 }
 
 // Strict dotted quad: four decimal parts 0..255, no leading zeros (they would read as octal
-// elsewhere).
-std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
-  std::array<uint8_t, 4> out{};
-  size_t part = 0;
-  size_t i = 0;
-  while (part < 4) {
-    size_t start = i;
+// elsewhere). Returns the position after the quad, or nullptr.
+const char* parseQuad(const char* p, const char* end, std::array<uint8_t, 4>& out) {
+  for (size_t part = 0; part < 4; ++part) {
+    const char* start = p;
     unsigned value = 0;
-    while (i < text.size() && isDigit(text[i]) && i - start < 3) {
-      value = value * 10 + static_cast<unsigned>(text[i] - '0');
-      ++i;
-    }
-    size_t digits = i - start;
-    if (digits == 0 || value > 255 || (digits > 1 && text[start] == '0')) return std::nullopt;
-    out[part++] = static_cast<uint8_t>(value);
-    if (part < 4) {
-      if (i >= text.size() || text[i] != '.') return std::nullopt;
-      ++i;
+    while (p != end && isDigit(*p) && p - start < 3)
+      value = value * 10 + static_cast<unsigned>(*p++ - '0');
+    if (p == start || value > 255 || (p - start > 1 && *start == '0')) return nullptr;
+    out[part] = static_cast<uint8_t>(value);
+    if (part < 3) {
+      if (p == end || *p != '.') return nullptr;
+      ++p;
     }
   }
-  if (i != text.size()) return std::nullopt;
+  return p;
+}
+
+std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
+  std::array<uint8_t, 4> out{};
+  const char* end = text.data() + text.size();
+  if (parseQuad(text.data(), end, out) != end) return std::nullopt;
   return out;
 }
 
@@ -128,6 +128,28 @@ std::optional<std::string_view> stripZone(std::string_view text) {
   return text.substr(0, percent);
 }
 
+// One pass over the common "a.b.c.d" / "a.b.c.d:port" with the same rules as the general path;
+// false means "not this form" (the general path then decides). It keeps the per-connection cost low
+// in the interpreted module, where every string search is a loop.
+bool parseIpv4Fast(std::string_view text, SocketAddress* out) {
+  const char* end = text.data() + text.size();
+  std::array<uint8_t, 4> quad{};
+  const char* p = parseQuad(text.data(), end, quad);
+  if (p == nullptr) return false;
+  std::copy(quad.begin(), quad.end(), out->ip.bytes.begin());
+  out->ip.family = IpFamily::kV4;
+  if (p == end) return true;
+  if (*p != ':' || end - p < 2 || end - p > 6) return false;
+  unsigned port = 0;
+  for (++p; p != end; ++p) {
+    if (!isDigit(*p)) return false;
+    port = port * 10 + static_cast<unsigned>(*p - '0');
+  }
+  if (port > 65535) return false;
+  out->port = static_cast<uint16_t>(port);
+  return true;
+}
+
 }  // namespace
 
 std::optional<uint16_t> parsePort(std::string_view text) {
@@ -164,6 +186,8 @@ std::optional<IpAddress> parseIp(std::string_view text) {
 std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
   if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
   SocketAddress result;
+  if (parseIpv4Fast(text, &result)) return result;
+  result = SocketAddress();
   std::string_view host = text;
   if (text.front() == '[') {
     size_t close = text.find(']');

@@ -108,6 +108,8 @@ std::optional<uint16_t> portValue(const json::Value& value) {
   return static_cast<uint16_t>(*integer);
 }
 
+constexpr const char* kDocumentExpected =
+    "\"istio\", \"standalone\" or a JSON object such as {\"targets\": [\"egress1\", \"egress2\"]}";
 constexpr const char* kPortExpected = "an integer port from 1 to 65535, e.g. 443";
 
 class ConfigReader {
@@ -138,9 +140,7 @@ class ConfigReader {
   bool readDocument(const json::Value& root, Config& config) {
     if (root.type == json::Value::Type::kString) return applyPreset(root.text, "", config);
     if (root.type != json::Value::Type::kObject) {
-      return fail("", "configuration must be a JSON object or a preset name",
-                  "a JSON object such as {\"targets\": [\"egress1\", \"egress2\"]}, or \"istio\" / "
-                  "\"standalone\"");
+      return fail("", "configuration must be a JSON object or a preset name", kDocumentExpected);
     }
     for (const json::Member& member : root.members) {
       static constexpr std::string_view kKnown[] = {"preset",        "targets",     "rules",
@@ -246,7 +246,7 @@ class ConfigReader {
         if (name == nullptr || cluster == nullptr || item.members.size() != 2 ||
             name->type != json::Value::Type::kString ||
             cluster->type != json::Value::Type::kString) {
-          return fail(field, "a target object needs exactly the string fields name and cluster",
+          return fail(field, "a target object takes string fields name and cluster only",
                       "{\"name\": \"egress1\", \"cluster\": "
                       "\"outbound|{port}||egress1.default.svc.cluster.local\"}");
         }
@@ -306,7 +306,7 @@ class ConfigReader {
       const json::Value* target = item.find("target");
       if ((cidr == nullptr) == (octet == nullptr) || target == nullptr ||
           item.members.size() != 2) {
-        return fail(field, "a rule needs exactly one of source_cidr or last_octet, and target",
+        return fail(field, "a rule takes one of source_cidr / last_octet, and target",
                     kRuleExpected);
       }
       Rule rule;
@@ -320,7 +320,6 @@ class ConfigReader {
         }
         rule.kind = Rule::Kind::kSourceCidr;
         rule.prefix = *prefix;
-        rule.description = "source_cidr " + cidr->text;
       } else {
         std::optional<int64_t> low;
         std::optional<int64_t> high;
@@ -332,20 +331,16 @@ class ConfigReader {
         }
         if (!low || !high || *low < 0 || *high > 255 || *low > *high) {
           return fail(Field("rules", i, ".last_octet"), "not a last-octet range",
-                      "[min, max] with 0 <= min <= max <= 255, or a single integer");
+                      "[min, max] within 0-255, or one integer");
         }
         rule.kind = Rule::Kind::kLastOctet;
         rule.octet_min = static_cast<uint8_t>(*low);
         rule.octet_max = static_cast<uint8_t>(*high);
-        rule.description = "last_octet ";
-        appendDecimal(rule.description, rule.octet_min);
-        rule.description += '-';
-        appendDecimal(rule.description, rule.octet_max);
       }
       auto target_index = resolveTarget(*target, config);
       if (!target_index) {
         return fail(Field("rules", i, ".target"), "names no configured target",
-                    "the name of a target (see targets) or its index, counting from 0");
+                    "a target name or its 0-based index");
       }
       rule.target = *target_index;
       config.rules.push_back(std::move(rule));
@@ -459,10 +454,8 @@ bool Config::needsDestinationPort() const {
 }
 
 std::string ConfigError::message() const {
-  std::string out = "invalid configuration";
-  if (!field.empty()) out += " at '" + field + "'";
-  out += ": " + problem + "; expected " + expected;
-  return out;
+  return concat({"invalid configuration", field.empty() ? "" : " at '", field,
+                 field.empty() ? "" : "'", ": ", problem, "; expected ", expected});
 }
 
 // The preset texts are constants that always parse (the unit tests prove it).
@@ -497,9 +490,7 @@ ConfigResult parseConfig(std::string_view bytes) {
   if (!document) {
     std::string problem = "not valid JSON: " + parse_error.message + " at byte ";
     appendDecimal(problem, parse_error.offset);
-    return failure(
-        "", problem,
-        "\"istio\", \"standalone\" or a JSON object such as {\"preset\": \"standalone\"}");
+    return failure("", problem, kDocumentExpected);
   }
   return ConfigReader().read(*document);
 }

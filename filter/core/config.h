@@ -47,7 +47,6 @@ struct Rule {
   uint8_t octet_min = 0;    // kLastOctet, inclusive
   uint8_t octet_max = 255;  // kLastOctet, inclusive
   size_t target = 0;        // index into Config::targets
-  std::string description;  // "source 10.0.0.0/8", "last_octet 0-99": for decision logs
 
   bool matches(const IpAddress& source) const;
 };

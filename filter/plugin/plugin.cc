@@ -176,8 +176,9 @@ class TcpSteerStream : public proxy_wasm::Context {
       appendDecimal(line, decision.last_octet);
       line += decision.last_octet % 2 == 0 ? " (even)" : " (odd)";
       if (decision.rule >= 0) {
-        line += " rule=";
-        line += config.rules[static_cast<size_t>(decision.rule)].description;
+        line += " rule=rules[";
+        appendDecimal(line, static_cast<uint64_t>(decision.rule));
+        line += ']';
       }
       line += " -> target=";
       line += config.targets[decision.target].name;

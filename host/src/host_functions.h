@@ -9,13 +9,14 @@
 namespace tcpsteer::host {
 
 struct HostFunctionSpec {
-  std::string_view module;  // "env" or "wasi" (served as both wasi_snapshot_preview1 and wasi_unstable)
+  std::string_view
+      module;  // "env" or "wasi" (served as both wasi_snapshot_preview1 and wasi_unstable)
   std::string_view name;
   std::string_view signature;  // FuncSig::text() form
   bool allowed_at_startup;
   bool allowed_in_allocator;
-  int wasi_tier;    // 0 for env functions
-  int abi;          // 0 = every ABI, 1 = 0.1.0 only, 2 = 0.2.x only, 21 = 0.2.1 only
+  int wasi_tier;  // 0 for env functions
+  int abi;        // 0 = every ABI, 1 = 0.1.0 only, 2 = 0.2.x only, 21 = 0.2.1 only
 };
 
 inline constexpr HostFunctionSpec kHostFunctions[] = {
@@ -23,7 +24,8 @@ inline constexpr HostFunctionSpec kHostFunctions[] = {
     {"env", "proxy_get_status", "(i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_set_property", "(i32, i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_get_property", "(i32, i32, i32, i32) -> i32", false, false, 0, 0},
-    {"env", "proxy_send_local_response", "(i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
+    {"env", "proxy_send_local_response", "(i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false,
+     false, 0, 0},
     {"env", "proxy_get_shared_data", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_set_shared_data", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_register_shared_queue", "(i32, i32, i32) -> i32", false, false, 0, 0},
@@ -32,7 +34,8 @@ inline constexpr HostFunctionSpec kHostFunctions[] = {
     {"env", "proxy_enqueue_shared_queue", "(i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_get_header_map_value", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_add_header_map_value", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
-    {"env", "proxy_replace_header_map_value", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
+    {"env", "proxy_replace_header_map_value", "(i32, i32, i32, i32, i32) -> i32", false, false, 0,
+     0},
     {"env", "proxy_remove_header_map_value", "(i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_get_header_map_pairs", "(i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_set_header_map_pairs", "(i32, i32, i32) -> i32", false, false, 0, 0},
@@ -40,10 +43,12 @@ inline constexpr HostFunctionSpec kHostFunctions[] = {
     {"env", "proxy_get_buffer_status", "(i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_get_buffer_bytes", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_set_buffer_bytes", "(i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
-    {"env", "proxy_http_call", "(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
-    {"env", "proxy_grpc_call", "(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false, false,
-     0, 0},
-    {"env", "proxy_grpc_stream", "(i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
+    {"env", "proxy_http_call", "(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false,
+     false, 0, 0},
+    {"env", "proxy_grpc_call",
+     "(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
+    {"env", "proxy_grpc_stream", "(i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", false,
+     false, 0, 0},
     {"env", "proxy_grpc_close", "(i32) -> i32", false, false, 0, 0},
     {"env", "proxy_grpc_cancel", "(i32) -> i32", false, false, 0, 0},
     {"env", "proxy_grpc_send", "(i32, i32, i32, i32) -> i32", false, false, 0, 0},
@@ -55,7 +60,8 @@ inline constexpr HostFunctionSpec kHostFunctions[] = {
     {"env", "proxy_get_metric", "(i32, i32) -> i32", false, false, 0, 0},
     {"env", "proxy_set_effective_context", "(i32) -> i32", false, false, 0, 0},
     {"env", "proxy_done", "() -> i32", false, false, 0, 0},
-    {"env", "proxy_call_foreign_function", "(i32, i32, i32, i32, i32, i32) -> i32", false, false, 0, 0},
+    {"env", "proxy_call_foreign_function", "(i32, i32, i32, i32, i32, i32) -> i32", false, false, 0,
+     0},
     {"env", "proxy_continue_stream", "(i32) -> i32", false, false, 0, 2},
     {"env", "proxy_close_stream", "(i32) -> i32", false, false, 0, 2},
     {"env", "proxy_get_log_level", "(i32) -> i32", false, false, 0, 21},
@@ -78,7 +84,8 @@ inline constexpr HostFunctionSpec kHostFunctions[] = {
     {"wasi", "clock_time_get", "(i32, i64, i32) -> i32", true, true, 1, 0},
     {"wasi", "random_get", "(i32, i32) -> i32", true, false, 1, 0},
     {"wasi", "proc_exit", "(i32) -> ()", false, false, 1, 0},
-    {"wasi", "path_open", "(i32, i32, i32, i32, i32, i64, i64, i32, i32) -> i32", false, false, 1, 0},
+    {"wasi", "path_open", "(i32, i32, i32, i32, i32, i64, i64, i32, i32) -> i32", false, false, 1,
+     0},
     {"wasi", "fd_prestat_get", "(i32, i32) -> i32", true, false, 1, 0},
     {"wasi", "fd_prestat_dir_name", "(i32, i32, i32) -> i32", true, false, 1, 0},
     {"wasi", "sched_yield", "() -> i32", false, false, 2, 0},

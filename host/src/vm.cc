@@ -1,5 +1,5 @@
-// Envoy's side of the proxy-wasm ABI over a WasmEngine: load checks, call order, the host functions,
-// properties, foreign functions, metrics, logs and the fail policy.
+// Envoy's side of the proxy-wasm ABI over a WasmEngine: load checks, call order, the host
+// functions, properties, foreign functions, metrics, logs and the fail policy.
 #include "tcpsteer/host/vm.h"
 
 #include <algorithm>
@@ -27,10 +27,18 @@ enum Status : uint32_t {
   kUnimplemented = 12,
 };
 
-enum WasiErrno : uint32_t { kWasiSuccess = 0, kWasiBadf = 8, kWasiFault = 21, kWasiInval = 28, kWasiNoent = 44,
-                            kWasiNosys = 52, kWasiNotsup = 58 };
+enum WasiErrno : uint32_t {
+  kWasiSuccess = 0,
+  kWasiBadf = 8,
+  kWasiFault = 21,
+  kWasiInval = 28,
+  kWasiNoent = 44,
+  kWasiNosys = 52,
+  kWasiNotsup = 58
+};
 
-constexpr const char* kAbiMarkers[] = {"proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0", "proxy_abi_version_0_2_1"};
+constexpr const char* kAbiMarkers[] = {"proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0",
+                                       "proxy_abi_version_0_2_1"};
 
 // Export signatures the host checks (proxy-wasm-cpp-host getFunctions): a mismatch fails the VM.
 struct ExportSpec {
@@ -78,7 +86,8 @@ constexpr ExportSpec kExportSpecs[] = {
 };
 
 std::string wasiModuleName(std::string_view module) {
-  return module == "wasi_snapshot_preview1" || module == "wasi_unstable" ? "wasi" : std::string(module);
+  return module == "wasi_snapshot_preview1" || module == "wasi_unstable" ? "wasi"
+                                                                         : std::string(module);
 }
 
 const HostFunctionSpec* findSpec(const ImportDesc& import) {
@@ -92,10 +101,14 @@ const HostFunctionSpec* findSpec(const ImportDesc& import) {
 bool specAvailable(const HostFunctionSpec& spec, std::string_view abi, WasiTier tier) {
   if (spec.wasi_tier > static_cast<int>(tier)) return false;
   switch (spec.abi) {
-    case 1: return abi == "0_1_0";
-    case 2: return abi == "0_2_0" || abi == "0_2_1";
-    case 21: return abi == "0_2_1";
-    default: return true;
+    case 1:
+      return abi == "0_1_0";
+    case 2:
+      return abi == "0_2_0" || abi == "0_2_1";
+    case 21:
+      return abi == "0_2_1";
+    default:
+      return true;
   }
 }
 
@@ -133,7 +146,8 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
-// SetEnvoyFilterStateArguments: path = 1, value = 2, span = 3; unknown fields skipped as protobuf does.
+// SetEnvoyFilterStateArguments: path = 1, value = 2, span = 3; unknown fields skipped as protobuf
+// does.
 bool decodeFilterStateArguments(std::string_view bytes, std::string* path, std::string* value) {
   size_t pos = 0;
   auto varint = [&](uint64_t* out) {
@@ -194,7 +208,8 @@ class Vm::Abi {
  public:
   explicit Abi(Vm& vm) : vm_(vm) {}
 
-  using Handler = std::function<uint64_t(std::span<const uint64_t> a, bool* trap, std::string* message)>;
+  using Handler =
+      std::function<uint64_t(std::span<const uint64_t> a, bool* trap, std::string* message)>;
 
   HostFunction bind(const HostFunctionSpec& spec) {
     Handler handler = handlerFor(spec.name, spec.module == "wasi");
@@ -203,10 +218,10 @@ class Vm::Abi {
     bool allocator_ok = spec.allowed_in_allocator;
     bool has_result = !spec.signature.ends_with("-> ()");
     std::string name(spec.name);
-    return [this, handler, startup_ok, allocator_ok, has_result, name](std::span<const uint64_t> args,
-                                                                         std::span<uint64_t> results,
-                                                                         std::string* trap) {
-      if ((vm_.window_ == Window::kStartup && !startup_ok) || (vm_.window_ == Window::kAllocator && !allocator_ok)) {
+    return [this, handler, startup_ok, allocator_ok, has_result, name](
+               std::span<const uint64_t> args, std::span<uint64_t> results, std::string* trap) {
+      if ((vm_.window_ == Window::kStartup && !startup_ok) ||
+          (vm_.window_ == Window::kAllocator && !allocator_ok)) {
         *trap = "restricted_callback: " + name + " is not allowed " +
                 (vm_.window_ == Window::kStartup ? "during start-up" : "inside the allocator");
         return false;
@@ -244,17 +259,20 @@ class Vm::Abi {
 
   // The host's copyToPointerSize: malloc in the guest, copy, write pointer and size. Empty values
   // allocate nothing and write 0/0.
-  uint32_t copyOut(std::string_view data, uint64_t ptr_ptr, uint64_t size_ptr, bool* trap, std::string* message) {
+  uint32_t copyOut(std::string_view data, uint64_t ptr_ptr, uint64_t size_ptr, bool* trap,
+                   std::string* message) {
     uint32_t address = 0;
     if (!data.empty()) {
       Window saved = vm_.window_;
       vm_.window_ = Window::kAllocator;
-      CallOutcome outcome = vm_.engine_->call(vm_.malloc_export_, std::array<uint64_t, 1>{data.size()});
+      CallOutcome outcome =
+          vm_.engine_->call(vm_.malloc_export_, std::array<uint64_t, 1>{data.size()});
       vm_.window_ = saved;
       if (!outcome.ok()) {
         *trap = true;
-        *message = outcome.status == CallOutcome::Status::kBudgetExhausted ? outcome.message
-                                                                           : vm_.malloc_export_ + ": " + outcome.message;
+        *message = outcome.status == CallOutcome::Status::kBudgetExhausted
+                       ? outcome.message
+                       : vm_.malloc_export_ + ": " + outcome.message;
         return kInternalFailure;
       }
       address = static_cast<uint32_t>(outcome.results.empty() ? 0 : outcome.results[0]);
@@ -274,21 +292,26 @@ class Vm::Abi {
   std::optional<std::string> property(const std::string& path) {
     Connection* connection = currentConnection();
     if (connection != nullptr) {
-      if (auto it = connection->properties.find(path); it != connection->properties.end()) return it->second;
+      if (auto it = connection->properties.find(path); it != connection->properties.end())
+        return it->second;
       if (path.starts_with("filter_state.")) {
-        if (auto it = connection->filter_state.find(path.substr(13)); it != connection->filter_state.end()) {
+        if (auto it = connection->filter_state.find(path.substr(13));
+            it != connection->filter_state.end()) {
           return it->second;
         }
       }
-      if (auto it = connection->filter_state.find("wasm." + path); it != connection->filter_state.end()) {
+      if (auto it = connection->filter_state.find("wasm." + path);
+          it != connection->filter_state.end()) {
         return it->second;
       }
     }
     if (path == "plugin_root_id") return vm_.plugin_.root_id;
     if (path == "plugin_name") return vm_.plugin_.name;
     if (path == "plugin_vm_id") return vm_.plugin_.vm_id;
-    if (path == "xds.listener_direction" || path == "listener_direction") return encodeInt64(2);  // OUTBOUND
-    if (auto it = root_properties_.find("wasm." + path); it != root_properties_.end()) return it->second;
+    if (path == "xds.listener_direction" || path == "listener_direction")
+      return encodeInt64(2);  // OUTBOUND
+    if (auto it = root_properties_.find("wasm." + path); it != root_properties_.end())
+      return it->second;
     return std::nullopt;
   }
 
@@ -307,7 +330,9 @@ class Vm::Abi {
     }
     if (name == "proxy_get_log_level") {
       return [this, u32](A a, bool*, std::string*) -> uint64_t {
-        return writeU32(u32(a[0]), static_cast<uint32_t>(vm_.options_.log_level)) ? kOk : kInvalidMemoryAccess;
+        return writeU32(u32(a[0]), static_cast<uint32_t>(vm_.options_.log_level))
+                   ? kOk
+                   : kInvalidMemoryAccess;
       };
     }
     if (name == "proxy_get_status") {
@@ -341,9 +366,11 @@ class Vm::Abi {
       return [this, u32](A a, bool*, std::string*) -> uint64_t {
         std::string key;
         std::string value;
-        if (!read(u32(a[0]), u32(a[1]), &key) || !read(u32(a[2]), u32(a[3]), &value)) return kInvalidMemoryAccess;
+        if (!read(u32(a[0]), u32(a[1]), &key) || !read(u32(a[2]), u32(a[3]), &value))
+          return kInvalidMemoryAccess;
         Connection* connection = currentConnection();
-        (connection != nullptr ? connection->filter_state : root_properties_)["wasm." + key] = value;
+        (connection != nullptr ? connection->filter_state : root_properties_)["wasm." + key] =
+            value;
         return kOk;
       };
     }
@@ -364,10 +391,12 @@ class Vm::Abi {
         if (buffer == nullptr) return kNotFound;
         uint64_t start = u32(a[1]);
         uint64_t length = u32(a[2]);
-        if (start + length > UINT32_MAX) return kBadArgument;  // start + length overflows in the guest
+        if (start + length > UINT32_MAX)
+          return kBadArgument;  // start + length overflows in the guest
         start = std::min<uint64_t>(start, buffer->size());
         length = std::min<uint64_t>(length, buffer->size() - start);
-        return copyOut(std::string_view(*buffer).substr(start, length), u32(a[3]), u32(a[4]), trap, message);
+        return copyOut(std::string_view(*buffer).substr(start, length), u32(a[3]), u32(a[4]), trap,
+                       message);
       };
     }
     if (name == "proxy_set_buffer_bytes") {
@@ -435,7 +464,8 @@ class Vm::Abi {
         auto it = vm_.metrics_.find(u32(a[0]));
         if (it == vm_.metrics_.end()) return kNotFound;
         if (it->second.type == MetricType::kHistogram) return kBadArgument;
-        return writeU64(u32(a[1]), static_cast<uint64_t>(it->second.value)) ? kOk : kInvalidMemoryAccess;
+        return writeU64(u32(a[1]), static_cast<uint64_t>(it->second.value)) ? kOk
+                                                                            : kInvalidMemoryAccess;
       };
     }
     if (name == "proxy_get_current_time_nanoseconds") {
@@ -469,7 +499,8 @@ class Vm::Abi {
         uint32_t type = u32(a[0]);
         if (type > 3) return kBadArgument;
         Connection* connection = currentConnection();
-        if (connection == nullptr || type < 2) return kBadArgument;  // HTTP stream types on an L4 filter
+        if (connection == nullptr || type < 2)
+          return kBadArgument;  // HTTP stream types on an L4 filter
         if (close) {
           close_requested_.insert(connection->context_id);
           return kOk;
@@ -485,7 +516,8 @@ class Vm::Abi {
         return copyOut(vm_.plugin_.configuration, u32(a[0]), u32(a[1]), trap, message);
       };
     }
-    if (name == "proxy_continue_request" || name == "proxy_continue_response" || name == "proxy_clear_route_cache") {
+    if (name == "proxy_continue_request" || name == "proxy_continue_response" ||
+        name == "proxy_clear_route_cache") {
       return [](A, bool*, std::string*) -> uint64_t { return kOk; };
     }
     if (name == "proxy_get_shared_data") {
@@ -502,7 +534,8 @@ class Vm::Abi {
       return [this, u32](A a, bool*, std::string*) -> uint64_t {
         std::string key;
         std::string value;
-        if (!read(u32(a[0]), u32(a[1]), &key) || !read(u32(a[2]), u32(a[3]), &value)) return kInvalidMemoryAccess;
+        if (!read(u32(a[0]), u32(a[1]), &key) || !read(u32(a[2]), u32(a[3]), &value))
+          return kInvalidMemoryAccess;
         auto& entry = vm_.shared_data_[key];
         if (u32(a[4]) != 0 && u32(a[4]) != entry.second) return kCasMismatch;
         entry = {value, entry.second + 1};
@@ -547,11 +580,15 @@ class Vm::Abi {
       };
     }
     if (name.find("header_map") != std::string_view::npos) {
-      return [u32](A a, bool*, std::string*) -> uint64_t { return u32(a[0]) > 7 ? kBadArgument : kNotFound; };
+      return [u32](A a, bool*, std::string*) -> uint64_t {
+        return u32(a[0]) > 7 ? kBadArgument : kNotFound;
+      };
     }
     if (name == "proxy_http_call" || name == "proxy_grpc_call" || name == "proxy_grpc_stream" ||
         name == "envoy_resolve_dns") {
-      return [](A, bool*, std::string*) -> uint64_t { return kBadArgument; };  // no clusters / resolver here
+      return [](A, bool*, std::string*) -> uint64_t {
+        return kBadArgument;
+      };  // no clusters / resolver here
     }
     if (name == "proxy_grpc_close" || name == "proxy_grpc_cancel" || name == "proxy_grpc_send" ||
         name == "proxy_send_local_response") {
@@ -635,14 +672,16 @@ class Vm::Abi {
           std::string entry = key + "=" + value;
           entry.push_back('\0');
           if (!sizes) {
-            if (!writeU32(pointer_slot + 4ULL * count, buffer + bytes) || !write(buffer + bytes, entry)) {
+            if (!writeU32(pointer_slot + 4ULL * count, buffer + bytes) ||
+                !write(buffer + bytes, entry)) {
               return kWasiFault;
             }
           }
           ++count;
           bytes += static_cast<uint32_t>(entry.size());
         }
-        if (sizes && (!writeU32(u32(a[0]), count) || !writeU32(u32(a[1]), bytes))) return kWasiFault;
+        if (sizes && (!writeU32(u32(a[0]), count) || !writeU32(u32(a[1]), bytes)))
+          return kWasiFault;
         return kWasiSuccess;
       };
     }
@@ -670,7 +709,8 @@ class Vm::Abi {
       return [](A, bool*, std::string*) -> uint64_t { return kWasiNosys; };
     }
     if (name == "path_open") return [](A, bool*, std::string*) -> uint64_t { return kWasiNoent; };
-    if (name == "fd_prestat_get") return [](A, bool*, std::string*) -> uint64_t { return kWasiBadf; };
+    if (name == "fd_prestat_get")
+      return [](A, bool*, std::string*) -> uint64_t { return kWasiBadf; };
     // fd_seek, fd_close, args_get, proc_exit (logs only: it neither traps nor exits), sched_yield.
     return [](A, bool*, std::string*) -> uint64_t { return kWasiSuccess; };
   }
@@ -719,12 +759,14 @@ LoadReport Vm::inspect(std::span<const uint8_t> module) {
   }
   for (const char* marker : kAbiMarkers) {
     for (const ExportDesc& e : engine->exports()) {
-      if (e.name == marker && e.kind == ExternKind::kFunc) report.abi_version = std::string(marker).substr(18);
+      if (e.name == marker && e.kind == ExternKind::kFunc)
+        report.abi_version = std::string(marker).substr(18);
     }
   }
   if (report.abi_version.empty()) {
     report.problems.push_back(
-        "no ABI version marker: export one function named proxy_abi_version_0_2_1 (or 0_2_0, 0_1_0)");
+        "no ABI version marker: export one function named proxy_abi_version_0_2_1 (or 0_2_0, "
+        "0_1_0)");
   }
   for (const ImportDesc& import : engine->imports()) {
     std::string text = import.module + "." + import.name;
@@ -733,7 +775,8 @@ LoadReport Vm::inspect(std::span<const uint8_t> module) {
       report.imports.push_back(text);
       if (import.kind != ExternKind::kMemory) {
         report.unknown_imports.push_back(text);
-        report.problems.push_back("missing import " + text + ": the host provides no globals or tables");
+        report.problems.push_back("missing import " + text +
+                                  ": the host provides no globals or tables");
       }
       continue;
     }
@@ -742,12 +785,12 @@ LoadReport Vm::inspect(std::span<const uint8_t> module) {
     const HostFunctionSpec* spec = findSpec(import);
     if (spec == nullptr || !specAvailable(*spec, report.abi_version, WasiTier::kTier1)) {
       report.unknown_imports.push_back(text);
-      report.problems.push_back("Failed to load Wasm module due to a missing import: " + import.module + "." +
-                                import.name);
+      report.problems.push_back("Failed to load Wasm module due to a missing import: " +
+                                import.module + "." + import.name);
     } else if (spec->signature != import.sig.text()) {
-      report.problems.push_back("Failed to load Wasm module due to an import type mismatch: " + import.module + "." +
-                                import.name + ", want: " + import.sig.text() + ", but host exports: " +
-                                std::string(spec->signature));
+      report.problems.push_back("Failed to load Wasm module due to an import type mismatch: " +
+                                import.module + "." + import.name + ", want: " + import.sig.text() +
+                                ", but host exports: " + std::string(spec->signature));
     }
   }
   bool has_memory = false;
@@ -762,29 +805,35 @@ LoadReport Vm::inspect(std::span<const uint8_t> module) {
     report.exports.push_back(e.name + " " + e.sig.text());
     for (const ExportSpec& spec : kExportSpecs) {
       if (e.name != spec.name) continue;
-      std::string want = report.abi_version == "0_1_0" && spec.signature_0_1_0 != nullptr ? spec.signature_0_1_0
-                                                                                            : spec.signature;
+      std::string want = report.abi_version == "0_1_0" && spec.signature_0_1_0 != nullptr
+                             ? spec.signature_0_1_0
+                             : spec.signature;
       if (e.sig.text() != want) {
-        report.problems.push_back("Bad function signature for: " + e.name + " (" + e.sig.text() + ", expected " +
-                                  want + ")");
+        report.problems.push_back("Bad function signature for: " + e.name + " (" + e.sig.text() +
+                                  ", expected " + want + ")");
       } else if (e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
         has_allocator = true;
       }
     }
   }
-  for (const ImportDesc& import : engine->imports()) has_memory |= import.kind == ExternKind::kMemory;
+  for (const ImportDesc& import : engine->imports())
+    has_memory |= import.kind == ExternKind::kMemory;
   if (!has_memory) report.problems.push_back("the module has no linear memory (export \"memory\")");
-  if (!has_allocator) report.problems.push_back("Wasm module is missing malloc function (export malloc)");
+  if (!has_allocator)
+    report.problems.push_back("Wasm module is missing malloc function (export malloc)");
   report.ok = report.problems.empty();
   return report;
 }
 
 Vm::Vm(std::unique_ptr<WasmEngine> engine, VmOptions options)
-    : engine_(std::move(engine)), abi_(std::make_unique<Abi>(*this)), options_(std::move(options)) {}
+    : engine_(std::move(engine)),
+      abi_(std::make_unique<Abi>(*this)),
+      options_(std::move(options)) {}
 
 Vm::~Vm() = default;
 
-std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options, LoadReport* report) {
+std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options,
+                             LoadReport* report) {
   LoadReport local;
   LoadReport& out = report != nullptr ? *report : local;
   out = inspect(module);
@@ -794,7 +843,8 @@ std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options,
     for (const std::string& problem : out.problems) {
       bool tier2_import = false;
       for (const HostFunctionSpec& spec : kHostFunctions) {
-        if (spec.wasi_tier == 2 && problem.find("." + std::string(spec.name)) != std::string::npos &&
+        if (spec.wasi_tier == 2 &&
+            problem.find("." + std::string(spec.name)) != std::string::npos &&
             problem.find("missing import") != std::string::npos) {
           tier2_import = true;
         }
@@ -835,23 +885,26 @@ void Vm::addLog(LogLevel level, std::string message) {
 
 uint64_t Vm::now() const {
   if (now_ns_ != 0) return now_ns_;
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
 }
 
 void Vm::fail(const std::string& callback, const std::string& message) {
   if (!failure_) failure_ = Failure{callback, message};
-  logs_.push_back(LogEntry{LogLevel::kCritical, current_context_, "wasm VM failed in " + callback + ": " + message});
+  logs_.push_back(LogEntry{LogLevel::kCritical, current_context_,
+                           "wasm VM failed in " + callback + ": " + message});
 }
 
-bool Vm::invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result, uint32_t context) {
+bool Vm::invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result,
+                uint32_t context) {
   if (failure_) return false;
   if (!engine_->hasFunction(name)) return false;
   current_context_ = context;
   CallOutcome outcome = engine_->call(name, std::span<const uint64_t>(args.begin(), args.size()));
   last_instructions_ = outcome.instructions;
-  if (auto it = connections_.find(context); it != connections_.end()) it->second.instructions += outcome.instructions;
+  if (auto it = connections_.find(context); it != connections_.end())
+    it->second.instructions += outcome.instructions;
   if (!outcome.ok()) {
     fail(name, outcome.message);
     return false;
@@ -880,7 +933,8 @@ Vm::PluginStatus Vm::startPlugin(const PluginOptions& plugin) {
   invoke("proxy_on_context_create", {root_context_id_, 0}, nullptr, root_context_id_);
   uint64_t started = 1;
   if (engine_->hasFunction("proxy_on_vm_start") &&
-      !invoke("proxy_on_vm_start", {root_context_id_, options_.vm_configuration.size()}, &started, root_context_id_)) {
+      !invoke("proxy_on_vm_start", {root_context_id_, options_.vm_configuration.size()}, &started,
+              root_context_id_)) {
     return PluginStatus::kFailed;
   }
   if (failure_) return PluginStatus::kFailed;
@@ -894,7 +948,8 @@ Vm::PluginStatus Vm::reconfigure(const std::string& configuration) {
   uint64_t configured = 1;
   in_configure_ = true;
   bool ok = !engine_->hasFunction("proxy_on_configure") ||
-            invoke("proxy_on_configure", {root_context_id_, configuration.size()}, &configured, root_context_id_);
+            invoke("proxy_on_configure", {root_context_id_, configuration.size()}, &configured,
+                   root_context_id_);
   in_configure_ = false;
   if (!ok || failure_) return PluginStatus::kFailed;
   return configured == 0 ? PluginStatus::kConfigRejected : PluginStatus::kOk;
@@ -904,12 +959,14 @@ void Vm::startTcpProxy(Connection& connection) {
   if (connection.tcp_proxy_started || connection.downstream_closed) return;
   connection.tcp_proxy_started = true;
   connection.paused = false;
-  if (auto it = connection.filter_state.find("envoy.tcp_proxy.cluster"); it != connection.filter_state.end()) {
+  if (auto it = connection.filter_state.find("envoy.tcp_proxy.cluster");
+      it != connection.filter_state.end()) {
     connection.cluster_at_start = it->second;
   }
 }
 
-Action Vm::invokeAction(const char* name, std::initializer_list<uint64_t> args, Connection& connection) {
+Action Vm::invokeAction(const char* name, std::initializer_list<uint64_t> args,
+                        Connection& connection) {
   if (failure_) {
     if (options_.fail_open) return Action::kContinue;
     connection.closed_by_filter = true;  // fail closed: both directions closed once
@@ -932,13 +989,15 @@ void Vm::applyDeferred(Connection& connection) {
     connection.forwarded_upstream += connection.downstream_buffer;
     connection.downstream_buffer.clear();
   }
-  if (abi_->close_requested_.erase(id) > 0 || (connection.closed_by_filter && !connection.downstream_closed)) {
+  if (abi_->close_requested_.erase(id) > 0 ||
+      (connection.closed_by_filter && !connection.downstream_closed)) {
     connection.closed_by_filter = true;
     closeDownstream(id, PeerType::kLocal);
   }
 }
 
-uint32_t Vm::newConnection(const std::string& source_address, const std::string& destination_address,
+uint32_t Vm::newConnection(const std::string& source_address,
+                           const std::string& destination_address,
                            const std::map<std::string, std::string>& extra_properties) {
   uint32_t id = next_context_id_++;
   Connection& connection = connections_[id];
@@ -947,7 +1006,8 @@ uint32_t Vm::newConnection(const std::string& source_address, const std::string&
   p["source.address"] = source_address;
   p["destination.address"] = destination_address;
   if (int64_t port = portOf(source_address); port >= 0) p["source.port"] = encodeInt64(port);
-  if (int64_t port = portOf(destination_address); port >= 0) p["destination.port"] = encodeInt64(port);
+  if (int64_t port = portOf(destination_address); port >= 0)
+    p["destination.port"] = encodeInt64(port);
   p["connection.id"] = encodeInt64(id);
   p["connection_id"] = encodeInt64(id);
   p["connection.mtls"] = std::string(1, '\0');
@@ -992,8 +1052,9 @@ Action Vm::downstreamData(uint32_t id, const std::string& bytes, bool end_of_str
     return Action::kContinue;
   }
   buffer_callback_ = 2;
-  Action action = invokeAction("proxy_on_downstream_data", {id, connection.downstream_buffer.size(), end_of_stream ? 1u : 0u},
-                               connection);
+  Action action =
+      invokeAction("proxy_on_downstream_data",
+                   {id, connection.downstream_buffer.size(), end_of_stream ? 1u : 0u}, connection);
   buffer_callback_ = -1;
   if (action == Action::kContinue) {
     startTcpProxy(connection);  // a paused chain resumes: tcp_proxy picks its cluster now
@@ -1014,8 +1075,9 @@ Action Vm::upstreamData(uint32_t id, const std::string& bytes, bool end_of_strea
   Action action = Action::kContinue;
   if (!connection.filter_skipped) {
     buffer_callback_ = 3;
-    action = invokeAction("proxy_on_upstream_data", {id, connection.upstream_buffer.size(), end_of_stream ? 1u : 0u},
-                          connection);
+    action =
+        invokeAction("proxy_on_upstream_data",
+                     {id, connection.upstream_buffer.size(), end_of_stream ? 1u : 0u}, connection);
     buffer_callback_ = -1;
   }
   if (action == Action::kContinue) {
@@ -1024,7 +1086,8 @@ Action Vm::upstreamData(uint32_t id, const std::string& bytes, bool end_of_strea
   }
   if (end_of_stream && !connection.upstream_closed) {
     connection.upstream_closed = true;
-    if (!connection.filter_skipped) invoke("proxy_on_upstream_connection_close", {id, 0}, nullptr, id);
+    if (!connection.filter_skipped)
+      invoke("proxy_on_upstream_connection_close", {id, 0}, nullptr, id);
   }
   applyDeferred(connection);
   return action;
@@ -1049,7 +1112,9 @@ const Connection* Vm::connection(uint32_t id) const {
   return it == connections_.end() ? nullptr : &it->second;
 }
 
-void Vm::forgetConnection(uint32_t id) { connections_.erase(id); }
+void Vm::forgetConnection(uint32_t id) {
+  connections_.erase(id);
+}
 
 std::vector<std::string> Vm::logLines(LogLevel at_least) const {
   std::vector<std::string> lines;
@@ -1066,7 +1131,18 @@ std::optional<int64_t> Vm::metricValue(const std::string& name) const {
   return std::nullopt;
 }
 
-uint64_t Vm::totalInstructions() const { return engine_->instructionsExecuted(); }
-uint64_t Vm::memoryBytes() const { return engine_->memorySize(); }
+void Vm::enableProfile() {
+  engine_->enableProfile();
+}
+std::vector<std::pair<uint32_t, uint64_t>> Vm::profile() const {
+  return engine_->profile();
+}
+
+uint64_t Vm::totalInstructions() const {
+  return engine_->instructionsExecuted();
+}
+uint64_t Vm::memoryBytes() const {
+  return engine_->memorySize();
+}
 
 }  // namespace tcpsteer::host

@@ -8,16 +8,18 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 namespace tcpsteer::host {
 namespace {
 
 namespace wi = wabt::interp;
 
-// wabt 1.0.32 runs a guest call to completion (Func::Call) with no way to bound it, while the public
-// Thread::Step needs a frame set up by private members. Explicit template instantiation may name
-// private members (C++ [temp.explicit]), which gives this file a bounded, counting call without
-// patching wabt. The members used: Thread::PushValues, PushCall(const DefinedFunc&), PopValues.
+// wabt 1.0.32 runs a guest call to completion (Func::Call) with no way to bound it, while the
+// public Thread::Step needs a frame set up by private members. Explicit template instantiation may
+// name private members (C++ [temp.explicit]), which gives this file a bounded, counting call
+// without patching wabt. The members used: Thread::PushValues, PushCall(const DefinedFunc&),
+// PopValues.
 template <typename Tag, typename Tag::type kMember>
 struct PrivateMember {
   friend typename Tag::type privateMember(Tag) { return kMember; }
@@ -35,6 +37,11 @@ struct PushCallTag {
   using type = wi::RunResult (wi::Thread::*)(const wi::DefinedFunc&, wi::Trap::Ptr*);
   friend type privateMember(PushCallTag);
 };
+struct FramesTag {
+  using type = std::vector<wi::Frame> wi::Thread::*;
+  friend type privateMember(FramesTag);
+};
+template struct PrivateMember<FramesTag, &wi::Thread::frames_>;
 template struct PrivateMember<PushValuesTag, &wi::Thread::PushValues>;
 template struct PrivateMember<PopValuesTag, &wi::Thread::PopValues>;
 template struct PrivateMember<PushCallTag, &wi::Thread::PushCall>;
@@ -54,11 +61,16 @@ FuncSig toSig(const wi::FuncType& type) {
 
 ExternKind toKind(wabt::ExternalKind kind) {
   switch (kind) {
-    case wabt::ExternalKind::Func: return ExternKind::kFunc;
-    case wabt::ExternalKind::Table: return ExternKind::kTable;
-    case wabt::ExternalKind::Memory: return ExternKind::kMemory;
-    case wabt::ExternalKind::Global: return ExternKind::kGlobal;
-    case wabt::ExternalKind::Tag: return ExternKind::kTag;
+    case wabt::ExternalKind::Func:
+      return ExternKind::kFunc;
+    case wabt::ExternalKind::Table:
+      return ExternKind::kTable;
+    case wabt::ExternalKind::Memory:
+      return ExternKind::kMemory;
+    case wabt::ExternalKind::Global:
+      return ExternKind::kGlobal;
+    case wabt::ExternalKind::Tag:
+      return ExternKind::kTag;
   }
   return ExternKind::kTag;
 }
@@ -81,11 +93,14 @@ class WabtEngine final : public WasmEngine {
   bool load(std::span<const uint8_t> bytes, std::string* error) {
     wabt::Errors errors;
     wabt::Features features;  // wabt's defaults: MVP + bulk memory, sign-ext, multi-value, ...
-    wabt::ReadBinaryOptions options(features, nullptr, /*read_debug_names=*/false, /*stop_on_first_error=*/true,
+    wabt::ReadBinaryOptions options(features, nullptr, /*read_debug_names=*/false,
+                                    /*stop_on_first_error=*/true,
                                     /*fail_on_custom_section_error=*/false);
     wi::ModuleDesc desc;
-    if (wabt::Failed(wi::ReadBinaryInterp("module.wasm", bytes.data(), bytes.size(), options, &errors, &desc))) {
-      *error = "not a valid wasm module: " + wabt::FormatErrorsToString(errors, wabt::Location::Type::Binary);
+    if (wabt::Failed(wi::ReadBinaryInterp("module.wasm", bytes.data(), bytes.size(), options,
+                                          &errors, &desc))) {
+      *error = "not a valid wasm module: " +
+               wabt::FormatErrorsToString(errors, wabt::Location::Type::Binary);
       while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
       return false;
     }
@@ -113,14 +128,16 @@ class WabtEngine final : public WasmEngine {
       const wi::ExternType* type = import_types[i].type.get();
       if (auto* func_type = wabt::dyn_cast<wi::FuncType>(type)) {
         if (i >= functions.size() || !functions[i]) {
-          *error = "no host function for import " + import_types[i].module + "." + import_types[i].name;
+          *error =
+              "no host function for import " + import_types[i].module + "." + import_types[i].name;
           return false;
         }
         imports.push_back(makeHostFunc(*func_type, functions[i]).ref());
       } else if (auto* memory_type = wabt::dyn_cast<wi::MemoryType>(type)) {
         imports.push_back(wi::Memory::New(store_, *memory_type).ref());
       } else {
-        *error = "unsupported import kind for " + import_types[i].module + "." + import_types[i].name;
+        *error =
+            "unsupported import kind for " + import_types[i].module + "." + import_types[i].name;
         return false;
       }
     }
@@ -148,7 +165,9 @@ class WabtEngine final : public WasmEngine {
     return true;
   }
 
-  bool hasFunction(const std::string& export_name) const override { return findFunction(export_name) != nullptr; }
+  bool hasFunction(const std::string& export_name) const override {
+    return findFunction(export_name) != nullptr;
+  }
 
   CallOutcome call(const std::string& export_name, std::span<const uint64_t> args) override {
     CallOutcome outcome;
@@ -163,7 +182,8 @@ class WabtEngine final : public WasmEngine {
     const wi::FuncType& type = func->type();
     if (defined == nullptr || args.size() != type.params.size()) {
       outcome.status = CallOutcome::Status::kTrap;
-      outcome.message = "cannot call " + export_name + " with " + std::to_string(args.size()) + " arguments";
+      outcome.message =
+          "cannot call " + export_name + " with " + std::to_string(args.size()) + " arguments";
       return outcome;
     }
     bool outermost = depth_ == 0;
@@ -185,6 +205,10 @@ class WabtEngine final : public WasmEngine {
         break;
       }
       ++executed_;
+      if (profile_) {
+        const auto& frames = thread_.*privateMember(FramesTag{});
+        if (!frames.empty()) ++profile_counts_[frames.back().func.index];
+      }
       result = thread_.Step(&trap);
     }
     --depth_;
@@ -203,11 +227,27 @@ class WabtEngine final : public WasmEngine {
     }
     wi::Values results;
     (thread_.*privateMember(PopValuesTag{}))(type.results, &results);
-    for (size_t i = 0; i < results.size(); ++i) outcome.results.push_back(fromValue(type.results[i], results[i]));
+    for (size_t i = 0; i < results.size(); ++i)
+      outcome.results.push_back(fromValue(type.results[i], results[i]));
     return outcome;
   }
 
   void setInstructionBudget(uint64_t instructions) override { budget_ = instructions; }
+
+  void enableProfile() override { profile_ = true; }
+  std::vector<std::pair<uint32_t, uint64_t>> profile() const override {
+    // Store refs -> module function indices (imports first, as in the binary).
+    std::vector<std::pair<uint32_t, uint64_t>> out;
+    const auto& funcs = instance_->funcs();
+    for (const auto& [ref_index, count] : profile_counts_) {
+      for (size_t i = 0; i < funcs.size(); ++i) {
+        if (funcs[i].index == ref_index) out.emplace_back(static_cast<uint32_t>(i), count);
+      }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    return out;
+  }
   uint64_t instructionsExecuted() const override { return executed_; }
 
   uint8_t* memoryData() override { return memory_ ? memory_->UnsafeData() : nullptr; }
@@ -218,19 +258,21 @@ class WabtEngine final : public WasmEngine {
     wi::FuncType copy = type;
     return wi::HostFunc::New(
         store_, type,
-        [this, copy, function = std::move(function)](wi::Thread&, const wi::Values& params, wi::Values& results,
+        [this, copy, function = std::move(function)](wi::Thread&, const wi::Values& params,
+                                                     wi::Values& results,
                                                      wi::Trap::Ptr* out_trap) -> wabt::Result {
           uint64_t args[16] = {};
           uint64_t outs[2] = {};
           size_t arg_count = std::min<size_t>(params.size(), 16);
           for (size_t i = 0; i < arg_count; ++i) args[i] = fromValue(copy.params[i], params[i]);
           std::string trap_message;
-          if (!function(std::span<const uint64_t>(args, arg_count), std::span<uint64_t>(outs, copy.results.size()),
-                        &trap_message)) {
+          if (!function(std::span<const uint64_t>(args, arg_count),
+                        std::span<uint64_t>(outs, copy.results.size()), &trap_message)) {
             *out_trap = wi::Trap::New(store_, trap_message);
             return wabt::Result::Error;
           }
-          for (size_t i = 0; i < copy.results.size(); ++i) results[i] = toValue(copy.results[i], outs[i]);
+          for (size_t i = 0; i < copy.results.size(); ++i)
+            results[i] = toValue(copy.results[i], outs[i]);
           return wabt::Result::Ok;
         });
   }
@@ -259,6 +301,8 @@ class WabtEngine final : public WasmEngine {
   std::vector<ImportDesc> imports_;
   std::vector<ExportDesc> exports_;
   std::vector<std::pair<std::string, wi::Ref>> functions_;
+  bool profile_ = false;
+  std::map<size_t, uint64_t> profile_counts_;  // store ref index -> instructions executed in it
   uint64_t budget_ = 0;
   uint64_t budget_end_ = std::numeric_limits<uint64_t>::max();
   bool budget_hit_ = false;
@@ -269,7 +313,9 @@ class WabtEngine final : public WasmEngine {
 }  // namespace
 
 std::string FuncSig::text() const {
-  auto name = [](ValType t) { return t == ValType::kI32 ? "i32" : t == ValType::kI64 ? "i64" : "?"; };
+  auto name = [](ValType t) {
+    return t == ValType::kI32 ? "i32" : t == ValType::kI64 ? "i64" : "?";
+  };
   std::string out = "(";
   for (size_t i = 0; i < params.size(); ++i) {
     if (i > 0) out += ", ";

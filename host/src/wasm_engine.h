@@ -1,6 +1,6 @@
 // The wasm engine seam: load a module, bind imports to host callbacks, call exports under an
-// instruction budget, and read/write linear memory. Only wasm_engine.cc knows it is wabt's interpreter;
-// the Envoy semantics in vm.cc see this interface alone.
+// instruction budget, and read/write linear memory. Only wasm_engine.cc knows it is wabt's
+// interpreter; the Envoy semantics in vm.cc see this interface alone.
 #pragma once
 
 #include <cstdint>
@@ -36,9 +36,10 @@ struct ExportDesc {
   FuncSig sig;  // kFunc only
 };
 
-// A host function: reads args (i32 values zero-extended, i64 as is), writes results. Returning false
-// traps the guest with *trap as the message.
-using HostFunction = std::function<bool(std::span<const uint64_t> args, std::span<uint64_t> results, std::string* trap)>;
+// A host function: reads args (i32 values zero-extended, i64 as is), writes results. Returning
+// false traps the guest with *trap as the message.
+using HostFunction = std::function<bool(std::span<const uint64_t> args, std::span<uint64_t> results,
+                                        std::string* trap)>;
 
 struct CallOutcome {
   enum class Status : uint8_t { kOk, kTrap, kBudgetExhausted, kMissing };
@@ -60,8 +61,9 @@ class WasmEngine {
   virtual const std::vector<ImportDesc>& imports() const = 0;
   virtual const std::vector<ExportDesc>& exports() const = 0;
 
-  // functions[i] serves imports()[i] (ignored for non-function imports; an imported memory is created
-  // by the engine). False and *error if instantiation fails (e.g. a data segment out of bounds).
+  // functions[i] serves imports()[i] (ignored for non-function imports; an imported memory is
+  // created by the engine). False and *error if instantiation fails (e.g. a data segment out of
+  // bounds).
   virtual bool instantiate(const std::vector<HostFunction>& functions, std::string* error) = 0;
 
   // Calls a function export. Nested calls (from inside a host function) run on the same stack and
@@ -70,6 +72,9 @@ class WasmEngine {
   virtual bool hasFunction(const std::string& export_name) const = 0;
 
   virtual void setInstructionBudget(uint64_t instructions) = 0;
+  // Per-function instruction counts (function index in the module, imports first), for profiling.
+  virtual void enableProfile() = 0;
+  virtual std::vector<std::pair<uint32_t, uint64_t>> profile() const = 0;
   virtual uint64_t instructionsExecuted() const = 0;  // monotonic, all calls
 
   // Linear memory (the first exported or imported memory); may move after any guest call.

@@ -1,10 +1,11 @@
-// tcpsteer-host: inspect a proxy-wasm module the way Envoy loads it, or replay connections through it.
+// tcpsteer-host: inspect a proxy-wasm module the way Envoy loads it, or replay connections through
+// it.
 //
 //   tcpsteer-host check MODULE.wasm [--json]
 //   tcpsteer-host replay MODULE.wasm [--root-id ID] [--config TEXT|@FILE] --conn SRC,DST[,DATA] ...
 //
-// replay prints one JSON line per event. Exit status: 0 ok; 1 the module or configuration was refused,
-// or the VM failed; 2 bad arguments or unreadable files.
+// replay prints one JSON line per event. Exit status: 0 ok; 1 the module or configuration was
+// refused, or the VM failed; 2 bad arguments or unreadable files.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -47,9 +48,12 @@ int check(const std::string& path, bool json) {
   }
   LoadReport report = Vm::inspect(asBytes(module));
   if (json) {
-    nlohmann::json out = {{"module", path},          {"bytes", report.module_bytes},
-                          {"abi_version", report.abi_version}, {"loads_in_envoy", report.ok},
-                          {"imports", report.imports}, {"exports", report.exports},
+    nlohmann::json out = {{"module", path},
+                          {"bytes", report.module_bytes},
+                          {"abi_version", report.abi_version},
+                          {"loads_in_envoy", report.ok},
+                          {"imports", report.imports},
+                          {"exports", report.exports},
                           {"problems", report.problems}};
     std::cout << out.dump() << "\n";
   } else {
@@ -94,13 +98,15 @@ bool parseConn(const std::string& text, ConnSpec* out) {
   if (first == std::string::npos) return false;
   size_t second = text.find(',', first + 1);
   out->source = text.substr(0, first);
-  out->destination = text.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+  out->destination =
+      text.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
   if (second != std::string::npos) out->data = text.substr(second + 1);
   return true;
 }
 
 int replay(const std::string& path, const std::string& root_id, std::string config,
-           const std::vector<std::string>& conns, bool fail_open, const std::string& level, uint64_t budget) {
+           const std::vector<std::string>& conns, bool fail_open, const std::string& level,
+           uint64_t budget, bool profile) {
   std::string module;
   std::string error;
   if (!readFile(path, &module, &error)) {
@@ -131,24 +137,33 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
   LoadReport report;
   auto vm = Vm::load(asBytes(module), options, &report);
   if (!vm) {
-    std::cout << nlohmann::json{{"event", "load"}, {"ok", false}, {"problems", report.problems}}.dump() << "\n";
+    std::cout
+        << nlohmann::json{{"event", "load"}, {"ok", false}, {"problems", report.problems}}.dump()
+        << "\n";
     return 1;
   }
+  if (profile) vm->enableProfile();
   size_t printed = 0;
   bool started = vm->start();
   printLogs(*vm, &printed);
-  std::cout << nlohmann::json{{"event", "vm_start"}, {"ok", started}, {"instructions", vm->lastCallbackInstructions()}}
+  std::cout << nlohmann::json{{"event", "vm_start"},
+                              {"ok", started},
+                              {"instructions", vm->lastCallbackInstructions()}}
                    .dump()
             << "\n";
-  auto status = started ? vm->startPlugin({root_id, config, "tcpsteer", ""}) : Vm::PluginStatus::kFailed;
+  auto status =
+      started ? vm->startPlugin({root_id, config, "tcpsteer", ""}) : Vm::PluginStatus::kFailed;
   printLogs(*vm, &printed);
   static constexpr const char* kStatus[] = {"ok", "vm_start_failed", "config_rejected", "failed"};
-  std::cout << nlohmann::json{{"event", "configure"}, {"root_id", root_id}, {"status", kStatus[static_cast<int>(status)]}}
+  std::cout << nlohmann::json{{"event", "configure"},
+                              {"root_id", root_id},
+                              {"status", kStatus[static_cast<int>(status)]}}
                    .dump()
             << "\n";
   if (status != Vm::PluginStatus::kOk) {
     if (vm->failure()) {
-      std::cout << nlohmann::json{{"event", "vm_failed"}, {"callback", vm->failure()->callback},
+      std::cout << nlohmann::json{{"event", "vm_failed"},
+                                  {"callback", vm->failure()->callback},
                                   {"message", vm->failure()->message}}
                        .dump()
                 << "\n";
@@ -170,7 +185,9 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
                                 {"source", spec.source},
                                 {"destination", spec.destination},
                                 {"action", c->paused ? "pause" : "continue"},
-                                {"cluster", c->cluster_at_start ? nlohmann::json(*c->cluster_at_start) : nlohmann::json()},
+                                {"cluster", c->cluster_at_start
+                                                ? nlohmann::json(*c->cluster_at_start)
+                                                : nlohmann::json()},
                                 {"filter_state", filter_state},
                                 {"closed_by_filter", c->closed_by_filter},
                                 {"new_connection_instructions", instructions},
@@ -180,10 +197,22 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
     vm->forgetConnection(id);
   }
   for (const auto& [id, metric] : vm->metrics()) {
-    std::cout << nlohmann::json{{"event", "metric"}, {"name", metric.name}, {"value", metric.value}}.dump() << "\n";
+    std::cout << nlohmann::json{{"event", "metric"}, {"name", metric.name}, {"value", metric.value}}
+                     .dump()
+              << "\n";
+  }
+  if (profile) {
+    for (const auto& [function, count] : vm->profile()) {
+      std::cout << nlohmann::json{{"event", "profile"},
+                                  {"function", function},
+                                  {"instructions", count}}
+                       .dump()
+                << "\n";
+    }
   }
   if (vm->failure()) {
-    std::cout << nlohmann::json{{"event", "vm_failed"}, {"callback", vm->failure()->callback},
+    std::cout << nlohmann::json{{"event", "vm_failed"},
+                                {"callback", vm->failure()->callback},
                                 {"message", vm->failure()->message}}
                      .dump()
               << "\n";
@@ -198,13 +227,15 @@ int main(int argc, char** argv) {
   CLI::App app{"tcpsteer-host: run proxy-wasm modules with Envoy's host semantics"};
   app.require_subcommand(1);
 
-  auto* check_cmd = app.add_subcommand("check", "Show imports, exports, ABI version and whether Envoy would load it");
+  auto* check_cmd = app.add_subcommand(
+      "check", "Show imports, exports, ABI version and whether Envoy would load it");
   std::string check_path;
   bool json = false;
   check_cmd->add_option("module", check_path, "the .wasm file")->required();
   check_cmd->add_flag("--json", json, "print one JSON object");
 
-  auto* replay_cmd = app.add_subcommand("replay", "Load, configure and run connections; one JSON line per event");
+  auto* replay_cmd =
+      app.add_subcommand("replay", "Load, configure and run connections; one JSON line per event");
   std::string replay_path;
   std::string root_id = "tcpsteer";
   std::string config;
@@ -212,16 +243,23 @@ int main(int argc, char** argv) {
   bool fail_open = false;
   std::string level = "info";
   uint64_t budget = 50'000'000;
+  bool profile = false;
   replay_cmd->add_option("module", replay_path, "the .wasm file")->required();
-  replay_cmd->add_option("--root-id", root_id, "plugin root_id (Istio pluginName)")->capture_default_str();
+  replay_cmd->add_option("--root-id", root_id, "plugin root_id (Istio pluginName)")
+      ->capture_default_str();
   replay_cmd->add_option("--config", config, "plugin configuration text, or @FILE");
-  replay_cmd->add_option("--conn", conns, "a connection SRC,DST[,DATA], e.g. 10.0.0.2:40000,93.184.216.34:443")
+  replay_cmd
+      ->add_option("--conn", conns,
+                   "a connection SRC,DST[,DATA], e.g. 10.0.0.2:40000,93.184.216.34:443")
       ->required();
-  replay_cmd->add_flag("--fail-open", fail_open, "on a VM failure let traffic through (default: fail closed)");
+  replay_cmd->add_flag("--fail-open", fail_open,
+                       "on a VM failure let traffic through (default: fail closed)");
   replay_cmd->add_option("--log-level", level, "host log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
       ->capture_default_str();
-  replay_cmd->add_option("--budget", budget, "wasm instructions allowed per callback (0 = unlimited)")
+  replay_cmd->add_flag("--profile", profile, "print wasm instructions per module function (index)");
+  replay_cmd
+      ->add_option("--budget", budget, "wasm instructions allowed per callback (0 = unlimited)")
       ->capture_default_str();
 
   try {
@@ -231,5 +269,5 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (check_cmd->parsed()) return check(check_path, json);
-  return replay(replay_path, root_id, config, conns, fail_open, level, budget);
+  return replay(replay_path, root_id, config, conns, fail_open, level, budget, profile);
 }

@@ -80,10 +80,13 @@ LogLevel logLevel() {
 }
 
 Result<WasmData> getProperty(std::initializer_list<std::string_view> path) {
-  std::string joined;
+  size_t total = 0;
+  for (std::string_view segment : path) total += segment.size() + 1;
+  std::string joined(total, '\0');  // NUL-separated segments; the NULs are already there
+  size_t offset = 0;
   for (std::string_view segment : path) {
-    joined.append(segment);
-    joined.push_back('\0');
+    __builtin_memcpy(joined.data() + offset, segment.data(), segment.size());
+    offset += segment.size() + 1;
   }
   char* data = nullptr;
   size_t size = 0;

@@ -41,6 +41,9 @@ class Registry {
   std::vector<Entry> contexts;
 
   std::vector<Entry>::iterator lowerBound(uint32_t id) {
+    // Fast path: the newest context (the usual target of a callback) is last.
+    if (!contexts.empty() && contexts.back().id == id) return contexts.end() - 1;
+    if (contexts.empty() || contexts.back().id < id) return contexts.end();
     return std::lower_bound(contexts.begin(), contexts.end(), id,
                             [](const Entry& entry, uint32_t key) { return entry.id < key; });
   }

@@ -33,9 +33,8 @@ uintptr_t bump = 0;
 uintptr_t bump_end = 0;
 
 size_t classFor(size_t total) {
-  size_t cls = kMinClass;
-  while ((size_t{1} << cls) < total) ++cls;
-  return cls;
+  if (total <= (size_t{1} << kMinClass)) return kMinClass;
+  return 32 - static_cast<size_t>(__builtin_clz(static_cast<unsigned>(total - 1)));
 }
 
 void* carve(size_t bytes) {

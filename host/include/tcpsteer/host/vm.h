@@ -1,9 +1,11 @@
 // A proxy-wasm VM with Envoy's semantics, for one plugin: what tests, the CLI, the proxy and the
-// benchmarks drive. Shaped like proxy-wasm-go-sdk's proxytest emulator: load, start the VM, start the
-// plugin, open connections, feed data, close, then inspect logs, metrics, filter state and actions.
+// benchmarks drive. Shaped like proxy-wasm-go-sdk's proxytest emulator: load, start the VM, start
+// the plugin, open connections, feed data, close, then inspect logs, metrics, filter state and
+// actions.
 //
-// Nothing a module does can crash the host: every guest pointer is bounds-checked, traps and exhausted
-// instruction budgets fail the VM, and a failed VM follows the fail-open / fail-closed policy.
+// Nothing a module does can crash the host: every guest pointer is bounds-checked, traps and
+// exhausted instruction budgets fail the VM, and a failed VM follows the fail-open / fail-closed
+// policy.
 #pragma once
 
 #include <cstdint>
@@ -35,10 +37,12 @@ enum class WasiTier : uint8_t { kTier1 = 1, kTier2 = 2 };
 
 struct VmOptions {
   uint64_t instruction_budget = 50'000'000;  // per top-level callback; 0 = unlimited
-  LogLevel log_level = LogLevel::kTrace;     // what proxy_get_log_level reports; lower lines are dropped
-  bool fail_open = false;                    // Istio's default is FAIL_CLOSE
+  LogLevel log_level =
+      LogLevel::kTrace;    // what proxy_get_log_level reports; lower lines are dropped
+  bool fail_open = false;  // Istio's default is FAIL_CLOSE
   std::string vm_configuration;
-  std::map<std::string, std::string> environment;  // WASI environ (Envoy vm_config.environment_variables)
+  std::map<std::string, std::string>
+      environment;  // WASI environ (Envoy vm_config.environment_variables)
   WasiTier wasi_tier = WasiTier::kTier1;
   // Keys accepted by set_envoy_filter_state (Envoy's registered object factories).
   std::set<std::string> filter_state_keys = {"envoy.tcp_proxy.cluster",
@@ -73,11 +77,11 @@ struct Metric {
 
 struct LoadReport {
   bool ok = false;
-  std::string abi_version;                 // "0_2_1", "0_2_0", "0_1_0"
+  std::string abi_version;                   // "0_2_1", "0_2_0", "0_1_0"
   std::vector<std::string> unknown_imports;  // "module.name (sig)": Envoy would refuse to load
-  std::vector<std::string> problems;       // one line each: what Envoy would refuse, and why
-  std::vector<std::string> imports;        // "module.name (sig)"
-  std::vector<std::string> exports;        // "name (sig)" or "name (memory)"
+  std::vector<std::string> problems;         // one line each: what Envoy would refuse, and why
+  std::vector<std::string> imports;          // "module.name (sig)"
+  std::vector<std::string> exports;          // "name (sig)" or "name (memory)"
   size_t module_bytes = 0;
 };
 
@@ -114,7 +118,8 @@ class Vm {
   // Checks the module as Envoy would (imports, ABI marker, allocator, export signatures).
   static LoadReport inspect(std::span<const uint8_t> module);
   // Loads and instantiates. nullptr when Envoy would refuse the module; *report says why.
-  static std::unique_ptr<Vm> load(std::span<const uint8_t> module, VmOptions options, LoadReport* report);
+  static std::unique_ptr<Vm> load(std::span<const uint8_t> module, VmOptions options,
+                                  LoadReport* report);
 
   // _initialize (+ main) or _start, under the start-up allow-list. False if the VM failed.
   bool start();
@@ -130,7 +135,8 @@ class Vm {
   Action downstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
   Action upstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
   void closeDownstream(uint32_t connection, PeerType peer);  // runs close, done, log, delete
-  // Host calls made by the module from inside a callback are applied when it returns, as Envoy does.
+  // Host calls made by the module from inside a callback are applied when it returns, as Envoy
+  // does.
 
   const Connection* connection(uint32_t connection) const;
   void forgetConnection(uint32_t connection);  // drop a finished connection's record
@@ -150,6 +156,9 @@ class Vm {
   size_t liveConnections() const { return connections_.size(); }
   void setLogLevel(LogLevel level) { options_.log_level = level; }
   void setTimeNanoseconds(uint64_t now) { now_ns_ = now; }
+  // Instructions per module function index (imports first), most expensive first.
+  void enableProfile();
+  std::vector<std::pair<uint32_t, uint64_t>> profile() const;
 
   class Abi;  // the host functions (vm.cc)
 
@@ -161,8 +170,10 @@ class Vm {
   void addLog(LogLevel level, std::string message);
   uint64_t now() const;
   // Calls a callback export; false if missing or failed (the VM is then failed).
-  bool invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result, uint32_t context);
-  Action invokeAction(const char* name, std::initializer_list<uint64_t> args, Connection& connection);
+  bool invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result,
+              uint32_t context);
+  Action invokeAction(const char* name, std::initializer_list<uint64_t> args,
+                      Connection& connection);
   void fail(const std::string& callback, const std::string& message);
   void startTcpProxy(Connection& connection);
   void applyDeferred(Connection& connection);
