@@ -35,6 +35,7 @@ test: wasm native
 
 bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench
+	$(NATIVE_DIR)/bench/host_bench
 
 # sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
 WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))
@@ -46,6 +47,11 @@ lint: deps wasm native
 
 format:
 	clang-format-19 -i $(SOURCES)
+
+# The local demo until the socket-level proxy lands (#6): the real module in the host emulator, routing
+# even and odd sources (Istio names), IPv6 and a malformed address.
+demo: wasm native
+	@bash scripts/replay-demo.sh $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,197 @@
+// Host conformance: small WAT modules (built with wat2wasm at build time) exercise what Envoy's host
+// refuses, traps on, and bounds-checks.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tcpsteer/host/vm.h"
+
+namespace tcpsteer::host {
+namespace {
+
+std::string moduleBytes(const std::string& name) {
+  std::ifstream file(std::string(TCPSTEER_TEST_MODULES) + "/" + name + ".wasm", std::ios::binary);
+  EXPECT_TRUE(file) << name;
+  std::stringstream bytes;
+  bytes << file.rdbuf();
+  return bytes.str();
+}
+
+std::span<const uint8_t> span(const std::string& bytes) {
+  return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
+}
+
+std::unique_ptr<Vm> startedVm(const std::string& name, VmOptions options = {}) {
+  std::string bytes = moduleBytes(name);
+  LoadReport report;
+  auto vm = Vm::load(span(bytes), options, &report);
+  EXPECT_TRUE(vm) << name << ": " << (report.problems.empty() ? "" : report.problems[0]);
+  if (!vm) return nullptr;
+  EXPECT_TRUE(vm->start());
+  EXPECT_EQ(vm->startPlugin({"test", "", "test", ""}), Vm::PluginStatus::kOk);
+  return vm;
+}
+
+bool contains(const std::vector<std::string>& lines, const std::string& fragment) {
+  for (const auto& line : lines) {
+    if (line.find(fragment) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(HostLoad, RefusesUnknownImportAndListsIt) {
+  std::string bytes = moduleBytes("missing_import");
+  LoadReport report;
+  EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
+  ASSERT_EQ(report.unknown_imports.size(), 1u);
+  EXPECT_EQ(report.unknown_imports[0], "env.getaddrinfo (i32, i32) -> i32");
+  EXPECT_TRUE(contains(report.problems, "missing import: env.getaddrinfo"));
+}
+
+TEST(HostLoad, RefusesWrongCallbackSignature) {
+  std::string bytes = moduleBytes("bad_signature");
+  LoadReport report;
+  EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
+  EXPECT_TRUE(contains(report.problems, "Bad function signature for: proxy_on_new_connection"));
+}
+
+TEST(HostLoad, RefusesModuleWithoutAllocator) {
+  std::string bytes = moduleBytes("no_malloc");
+  LoadReport report;
+  EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
+  EXPECT_TRUE(contains(report.problems, "missing malloc"));
+}
+
+TEST(HostLoad, RefusesGarbage) {
+  std::string bytes = "\0asm\x01\0\0\0\x01\xff\xff";
+  LoadReport report;
+  EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
+  EXPECT_TRUE(contains(report.problems, "not a valid wasm module"));
+  std::string empty;
+  EXPECT_EQ(Vm::load(span(empty), {}, &report), nullptr);
+}
+
+TEST(HostLoad, WasiTier2OnlyWhenConfigured) {
+  std::string bytes = moduleBytes("wasi_tier2");
+  LoadReport report;
+  EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
+  EXPECT_TRUE(contains(report.problems, "missing import: wasi_snapshot_preview1.sched_yield"));
+  VmOptions tier2;
+  tier2.wasi_tier = WasiTier::kTier2;
+  EXPECT_NE(Vm::load(span(bytes), tier2, &report), nullptr);
+}
+
+TEST(HostLoad, AbiVersionDecidesWhichImportsExist) {
+  std::string old_abi = moduleBytes("abi_0_1_0");
+  LoadReport report;
+  EXPECT_NE(Vm::load(span(old_abi), {}, &report), nullptr);
+  EXPECT_EQ(report.abi_version, "0_1_0");
+  std::string new_abi = moduleBytes("abi_0_2_1_old_import");
+  EXPECT_EQ(Vm::load(span(new_abi), {}, &report), nullptr);
+  EXPECT_TRUE(contains(report.problems, "missing import: env.proxy_get_configuration"));
+}
+
+TEST(HostFaults, TrapFailsVmFailClosed) {
+  auto vm = startedVm("trap_on_connection");
+  ASSERT_TRUE(vm);
+  uint32_t first = vm->newConnection("10.0.0.1:1000", "10.0.0.9:443");
+  EXPECT_FALSE(vm->connection(first)->closed_by_filter);
+  uint32_t second = vm->newConnection("10.0.0.2:1000", "10.0.0.9:443");
+  ASSERT_TRUE(vm->failed());
+  EXPECT_EQ(vm->failure()->callback, "proxy_on_new_connection");
+  EXPECT_NE(vm->failure()->message.find("unreachable"), std::string::npos) << vm->failure()->message;
+  EXPECT_TRUE(vm->connection(second)->closed_by_filter);
+  EXPECT_FALSE(vm->connection(second)->tcp_proxy_started);
+  uint32_t third = vm->newConnection("10.0.0.3:1000", "10.0.0.9:443");
+  EXPECT_TRUE(vm->connection(third)->closed_by_filter);
+  // The connection opened before the failure is closed on its next event.
+  EXPECT_EQ(vm->downstreamData(first, "x", false), Action::kPause);
+  EXPECT_TRUE(vm->connection(first)->closed_by_filter);
+}
+
+TEST(HostFaults, TrapFailsVmFailOpen) {
+  VmOptions options;
+  options.fail_open = true;
+  auto vm = startedVm("trap_on_connection", options);
+  ASSERT_TRUE(vm);
+  vm->newConnection("10.0.0.1:1000", "10.0.0.9:443");
+  uint32_t failing = vm->newConnection("10.0.0.2:1000", "10.0.0.9:443");
+  ASSERT_TRUE(vm->failed());
+  EXPECT_FALSE(vm->connection(failing)->closed_by_filter);
+  EXPECT_TRUE(vm->connection(failing)->tcp_proxy_started);
+  uint32_t after = vm->newConnection("10.0.0.3:1000", "10.0.0.9:443");
+  EXPECT_TRUE(vm->connection(after)->filter_skipped);
+  EXPECT_EQ(vm->downstreamData(after, "hello", false), Action::kContinue);
+  EXPECT_EQ(vm->connection(after)->forwarded_upstream, "hello");
+}
+
+TEST(HostFaults, InfiniteLoopStoppedByBudget) {
+  VmOptions options;
+  options.instruction_budget = 100000;
+  auto vm = startedVm("infinite_loop", options);
+  ASSERT_TRUE(vm);
+  uint32_t id = vm->newConnection("10.0.0.1:1000", "10.0.0.9:443");
+  ASSERT_TRUE(vm->failed());
+  EXPECT_EQ(vm->failure()->callback, "proxy_on_new_connection");
+  EXPECT_NE(vm->failure()->message.find("budget"), std::string::npos);
+  EXPECT_GE(vm->lastCallbackInstructions(), 100000u);
+  EXPECT_LE(vm->lastCallbackInstructions(), 100001u);
+  EXPECT_TRUE(vm->connection(id)->closed_by_filter);
+}
+
+TEST(HostMemory, OutOfBoundsPointersGetInvalidMemoryAccess) {
+  auto vm = startedVm("bad_pointers");
+  ASSERT_TRUE(vm);
+  vm->newConnection("10.0.0.1:1000", "10.0.0.9:443");
+  EXPECT_FALSE(vm->failed());
+  EXPECT_EQ(vm->metricValue("log_status"), 6);
+  EXPECT_EQ(vm->metricValue("property_path_status"), 6);
+  EXPECT_EQ(vm->metricValue("property_result_status"), 6);
+}
+
+TEST(HostMemory, MallocReentryFromHostCall) {
+  auto vm = startedVm("malloc_reentry");
+  ASSERT_TRUE(vm);
+  vm->newConnection("10.0.0.7:1234", "10.0.0.9:443");
+  ASSERT_FALSE(vm->failed());
+  auto lines = vm->logLines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "malloc called");
+  EXPECT_EQ(lines[1], "10.0.0.7:1234");
+}
+
+TEST(HostMemory, HostCallsRestrictedInsideAllocator) {
+  auto vm = startedVm("malloc_restricted");
+  ASSERT_TRUE(vm);
+  vm->newConnection("10.0.0.7:1234", "10.0.0.9:443");
+  ASSERT_TRUE(vm->failed());
+  EXPECT_NE(vm->failure()->message.find("restricted_callback"), std::string::npos) << vm->failure()->message;
+}
+
+TEST(HostMemory, MemoryGrowthDuringHostCall) {
+  auto vm = startedVm("memory_growth");
+  ASSERT_TRUE(vm);
+  uint64_t before = vm->memoryBytes();
+  vm->newConnection("[2001:db8::5]:4321", "10.0.0.9:443");
+  ASSERT_FALSE(vm->failed());
+  EXPECT_EQ(vm->memoryBytes(), before + 4 * 65536);
+  auto lines = vm->logLines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "[2001:db8::5]:4321");
+}
+
+TEST(HostStartup, RestrictedCallInInitializeFailsVm) {
+  std::string bytes = moduleBytes("startup_restricted");
+  auto vm = Vm::load(span(bytes), {}, nullptr);
+  ASSERT_TRUE(vm);
+  EXPECT_FALSE(vm->start());
+  ASSERT_TRUE(vm->failed());
+  EXPECT_EQ(vm->failure()->callback, "_initialize");
+  EXPECT_NE(vm->failure()->message.find("restricted_callback"), std::string::npos);
+  EXPECT_EQ(vm->startPlugin({"x", "", "x", ""}), Vm::PluginStatus::kFailed);
+}
+
+}  // namespace
+}  // namespace tcpsteer::host

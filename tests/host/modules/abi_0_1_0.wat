@@ -1,0 +1,6 @@
+;; An ABI 0.1.0 module may import proxy_get_configuration; a 0.2.1 one may not.
+(module
+  (import "env" "proxy_get_configuration" (func (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_abi_version_0_1_0")))

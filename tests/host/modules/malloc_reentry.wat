@@ -1,0 +1,21 @@
+;; malloc logs (allowed inside the allocator) and the connection callback logs the property it got,
+;; so a test sees the host re-enter the guest from inside a host call.
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "malloc called")
+  (data (i32.const 336) "source\00address\00")
+  (global $heap (mut i32) (i32.const 8192))
+  (func (export "malloc") (param $n i32) (result i32)
+    (local $p i32)
+    (drop (call $log (i32.const 2) (i32.const 256) (i32.const 13)))
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (drop (call $get_property (i32.const 336) (i32.const 15) (i32.const 600) (i32.const 604)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 600)) (i32.load (i32.const 604))))
+    (i32.const 0)))

@@ -1,0 +1,15 @@
+;; malloc grows memory by 4 pages and returns a block in the new pages, during a host call: the host
+;; must write the property there (re-reading the memory after the guest call), not into freed memory.
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 336) "source\00address\00")
+  (func (export "malloc") (param $n i32) (result i32)
+    (i32.mul (memory.grow (i32.const 4)) (i32.const 65536)))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (drop (call $get_property (i32.const 336) (i32.const 15) (i32.const 600) (i32.const 604)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 600)) (i32.load (i32.const 604))))
+    (i32.const 0)))

@@ -1,0 +1,6 @@
+;; Imports a function Envoy does not provide (cpp-sdk #142): the host must refuse it at load.
+(module
+  (import "env" "getaddrinfo" (func (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_abi_version_0_2_1")))
