@@ -1,6 +1,6 @@
 // The filter's cost per connection lifecycle in the host emulator (context create, new connection,
-// close, done, log, delete): wasm instructions (exact, from the interpreter) and wall time, plus the
-// module's linear memory. Goals: <= 1,500 instructions per lifecycle, <= 2 pages of memory.
+// close, done, log, delete): wasm instructions (exact, from the interpreter) and wall time, plus
+// the module's linear memory. Goals: <= 1,500 instructions per lifecycle, <= 2 pages of memory.
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -25,8 +25,10 @@ void lifecycle(benchmark::State& state, const std::string& configuration, LogLev
   static const std::string bytes = readModule();
   tcpsteer::host::VmOptions options;
   options.log_level = level;
-  auto vm = Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options, nullptr);
-  if (!vm || !vm->start() || vm->startPlugin({"tcpsteer", configuration, "tcpsteer", ""}) != Vm::PluginStatus::kOk) {
+  auto vm =
+      Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options, nullptr);
+  if (!vm || !vm->start() ||
+      vm->startPlugin({"tcpsteer", configuration, "tcpsteer", ""}) != Vm::PluginStatus::kOk) {
     state.SkipWithError("module did not start; run make wasm");
     return;
   }
@@ -34,30 +36,37 @@ void lifecycle(benchmark::State& state, const std::string& configuration, LogLev
   uint64_t lifecycles = 0;
   int octet = 0;
   for (auto _ : state) {
-    uint32_t id = vm->newConnection("10.244.0." + std::to_string(octet++ & 255) + ":40000", "93.184.216.34:443");
+    uint32_t id = vm->newConnection("10.244.0." + std::to_string(octet++ & 255) + ":40000",
+                                    "93.184.216.34:443");
     vm->closeDownstream(id, tcpsteer::host::PeerType::kRemote);
     instructions += vm->connection(id)->instructions;
     ++lifecycles;
     vm->forgetConnection(id);
     vm->clearLogs();
   }
-  state.counters["wasm_instructions_per_lifecycle"] =
-      benchmark::Counter(lifecycles ? static_cast<double>(instructions) / static_cast<double>(lifecycles) : 0);
-  state.counters["linear_memory_pages"] = benchmark::Counter(static_cast<double>(vm->memoryBytes()) / 65536.0);
+  state.counters["wasm_instructions_per_lifecycle"] = benchmark::Counter(
+      lifecycles ? static_cast<double>(instructions) / static_cast<double>(lifecycles) : 0);
+  state.counters["linear_memory_pages"] =
+      benchmark::Counter(static_cast<double>(vm->memoryBytes()) / 65536.0);
   state.SetItemsProcessed(static_cast<int64_t>(lifecycles));
 }
 
-void BM_LifecycleIstioLogsOff(benchmark::State& state) { lifecycle(state, "istio", LogLevel::kWarn); }
+void BM_LifecycleIstioLogsOff(benchmark::State& state) {
+  lifecycle(state, "istio", LogLevel::kWarn);
+}
 BENCHMARK(BM_LifecycleIstioLogsOff);
 
-void BM_LifecycleIstioDecisionLogged(benchmark::State& state) { lifecycle(state, "istio", LogLevel::kInfo); }
+void BM_LifecycleIstioDecisionLogged(benchmark::State& state) {
+  lifecycle(state, "istio", LogLevel::kInfo);
+}
 BENCHMARK(BM_LifecycleIstioDecisionLogged);
 
 void BM_LifecycleRules(benchmark::State& state) {
-  lifecycle(state,
-            R"({"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_cidr": "10.1.0.0/16", "target": 2},
+  lifecycle(
+      state,
+      R"({"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_cidr": "10.1.0.0/16", "target": 2},
                 {"last_octet": [100, 199], "target": 1}], "port_map": {"443": 8443}})",
-            LogLevel::kWarn);
+      LogLevel::kWarn);
 }
 BENCHMARK(BM_LifecycleRules);
 

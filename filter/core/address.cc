@@ -1,6 +1,7 @@
 #include "filter/core/address.h"
 
 #include <algorithm>
+#include <memory>
 
 namespace tcpsteer {
 namespace {
@@ -36,8 +37,9 @@ const char* parseQuad(const char* p, const char* end, std::array<uint8_t, 4>& ou
 
 std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
   std::array<uint8_t, 4> out{};
-  const char* end = text.data() + text.size();
-  if (parseQuad(text.data(), end, out) != end) return std::nullopt;
+  const char* begin = std::to_address(text.begin());
+  const char* end = std::to_address(text.end());
+  if (parseQuad(begin, end, out) != end) return std::nullopt;
   return out;
 }
 
@@ -132,9 +134,9 @@ std::optional<std::string_view> stripZone(std::string_view text) {
 // false means "not this form" (the general path then decides). It keeps the per-connection cost low
 // in the interpreted module, where every string search is a loop.
 bool parseIpv4Fast(std::string_view text, SocketAddress* out) {
-  const char* end = text.data() + text.size();
+  const char* end = std::to_address(text.end());
   std::array<uint8_t, 4> quad{};
-  const char* p = parseQuad(text.data(), end, quad);
+  const char* p = parseQuad(std::to_address(text.begin()), end, quad);
   if (p == nullptr) return false;
   std::copy(quad.begin(), quad.end(), out->ip.bytes.begin());
   out->ip.family = IpFamily::kV4;

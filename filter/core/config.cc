@@ -343,7 +343,7 @@ class ConfigReader {
                     "a target name or its 0-based index");
       }
       rule.target = *target_index;
-      config.rules.push_back(std::move(rule));
+      config.rules.push_back(rule);
     }
     return true;
   }
@@ -399,12 +399,6 @@ Target::Target(Target&&) noexcept = default;
 Target::Target(const Target&) = default;
 Target& Target::operator=(Target&&) noexcept = default;
 Target& Target::operator=(const Target&) = default;
-Rule::Rule() = default;
-Rule::~Rule() = default;
-Rule::Rule(Rule&&) noexcept = default;
-Rule::Rule(const Rule&) = default;
-Rule& Rule::operator=(Rule&&) noexcept = default;
-Rule& Rule::operator=(const Rule&) = default;
 Config::Config() = default;
 Config::~Config() = default;
 Config::Config(Config&&) noexcept = default;

@@ -34,13 +34,6 @@ struct Target {
 };
 
 struct Rule {
-  Rule();
-  ~Rule();
-  Rule(Rule&&) noexcept;
-  Rule(const Rule&);
-  Rule& operator=(Rule&&) noexcept;
-  Rule& operator=(const Rule&);
-
   enum class Kind : uint8_t { kSourceCidr, kLastOctet };
   Kind kind = Kind::kSourceCidr;
   IpPrefix prefix;          // kSourceCidr

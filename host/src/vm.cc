@@ -669,7 +669,9 @@ class Vm::Abi {
         uint32_t pointer_slot = u32(a[0]);
         uint32_t buffer = u32(a[1]);
         for (const auto& [key, value] : vm_.options_.environment) {
-          std::string entry = key + "=" + value;
+          std::string entry = key;
+          entry += '=';
+          entry += value;
           entry.push_back('\0');
           if (!sizes) {
             if (!writeU32(pointer_slot + 4ULL * count, buffer + bytes) ||

@@ -255,12 +255,11 @@ class WabtEngine final : public WasmEngine {
 
  private:
   wi::HostFunc::Ptr makeHostFunc(const wi::FuncType& type, HostFunction function) {
-    wi::FuncType copy = type;
     return wi::HostFunc::New(
         store_, type,
-        [this, copy, function = std::move(function)](wi::Thread&, const wi::Values& params,
-                                                     wi::Values& results,
-                                                     wi::Trap::Ptr* out_trap) -> wabt::Result {
+        [this, copy = type, function = std::move(function)](
+            wi::Thread&, const wi::Values& params, wi::Values& results,
+            wi::Trap::Ptr* out_trap) -> wabt::Result {
           uint64_t args[16] = {};
           uint64_t outs[2] = {};
           size_t arg_count = std::min<size_t>(params.size(), 16);

@@ -210,10 +210,10 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
                 << "\n";
     }
   }
-  if (vm->failure()) {
+  if (const auto& failure = vm->failure(); failure.has_value()) {
     std::cout << nlohmann::json{{"event", "vm_failed"},
-                                {"callback", vm->failure()->callback},
-                                {"message", vm->failure()->message}}
+                                {"callback", failure->callback},
+                                {"message", failure->message}}
                      .dump()
               << "\n";
     return 1;

@@ -1,5 +1,5 @@
-// Host conformance: small WAT modules (built with wat2wasm at build time) exercise what Envoy's host
-// refuses, traps on, and bounds-checks.
+// Host conformance: small WAT modules (built with wat2wasm at build time) exercise what Envoy's
+// host refuses, traps on, and bounds-checks.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -23,7 +23,7 @@ std::span<const uint8_t> span(const std::string& bytes) {
   return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
 }
 
-std::unique_ptr<Vm> startedVm(const std::string& name, VmOptions options = {}) {
+std::unique_ptr<Vm> startedVm(const std::string& name, const VmOptions& options = {}) {
   std::string bytes = moduleBytes(name);
   LoadReport report;
   auto vm = Vm::load(span(bytes), options, &report);
@@ -65,7 +65,7 @@ TEST(HostLoad, RefusesModuleWithoutAllocator) {
 }
 
 TEST(HostLoad, RefusesGarbage) {
-  std::string bytes = "\0asm\x01\0\0\0\x01\xff\xff";
+  std::string bytes("\0asm\x01\0\0\0\x01\xff\xff", 11);
   LoadReport report;
   EXPECT_EQ(Vm::load(span(bytes), {}, &report), nullptr);
   EXPECT_TRUE(contains(report.problems, "not a valid wasm module"));
@@ -101,7 +101,8 @@ TEST(HostFaults, TrapFailsVmFailClosed) {
   uint32_t second = vm->newConnection("10.0.0.2:1000", "10.0.0.9:443");
   ASSERT_TRUE(vm->failed());
   EXPECT_EQ(vm->failure()->callback, "proxy_on_new_connection");
-  EXPECT_NE(vm->failure()->message.find("unreachable"), std::string::npos) << vm->failure()->message;
+  EXPECT_NE(vm->failure()->message.find("unreachable"), std::string::npos)
+      << vm->failure()->message;
   EXPECT_TRUE(vm->connection(second)->closed_by_filter);
   EXPECT_FALSE(vm->connection(second)->tcp_proxy_started);
   uint32_t third = vm->newConnection("10.0.0.3:1000", "10.0.0.9:443");
@@ -167,7 +168,8 @@ TEST(HostMemory, HostCallsRestrictedInsideAllocator) {
   ASSERT_TRUE(vm);
   vm->newConnection("10.0.0.7:1234", "10.0.0.9:443");
   ASSERT_TRUE(vm->failed());
-  EXPECT_NE(vm->failure()->message.find("restricted_callback"), std::string::npos) << vm->failure()->message;
+  EXPECT_NE(vm->failure()->message.find("restricted_callback"), std::string::npos)
+      << vm->failure()->message;
 }
 
 TEST(HostMemory, MemoryGrowthDuringHostCall) {
@@ -176,7 +178,7 @@ TEST(HostMemory, MemoryGrowthDuringHostCall) {
   uint64_t before = vm->memoryBytes();
   vm->newConnection("[2001:db8::5]:4321", "10.0.0.9:443");
   ASSERT_FALSE(vm->failed());
-  EXPECT_EQ(vm->memoryBytes(), before + 4 * 65536);
+  EXPECT_EQ(vm->memoryBytes(), before + uint64_t{4} * 65536);
   auto lines = vm->logLines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], "[2001:db8::5]:4321");

@@ -10,7 +10,6 @@
 namespace tcpsteer::host {
 namespace {
 
-
 const std::string& moduleBytes() {
   static const std::string bytes = [] {
     std::ifstream file(TCPSTEER_WASM_MODULE, std::ios::binary);
@@ -30,7 +29,8 @@ struct Filter {
   std::unique_ptr<Vm> vm;
   Vm::PluginStatus status = Vm::PluginStatus::kFailed;
 
-  explicit Filter(const std::string& configuration, VmOptions options = {}, const std::string& root_id = "tcpsteer") {
+  explicit Filter(const std::string& configuration, VmOptions options = {},
+                  const std::string& root_id = "tcpsteer") {
     LoadReport report;
     vm = Vm::load(module(), std::move(options), &report);
     EXPECT_TRUE(vm) << (report.problems.empty() ? "" : report.problems[0]);
@@ -76,9 +76,11 @@ TEST(FilterInHost, SeedBehaviourIstioNames) {
     ASSERT_EQ(filter.status, Vm::PluginStatus::kOk);
     EXPECT_EQ(filter.route("10.244.0.12:40000"), "outbound|443||egress1.default.svc.cluster.local");
     EXPECT_EQ(filter.route("10.244.0.13:40000"), "outbound|443||egress2.default.svc.cluster.local");
-    EXPECT_EQ(filter.route("10.244.0.13:40000", "10.96.4.4:8080"), "outbound|8080||egress2.default.svc.cluster.local");
-    EXPECT_TRUE(filter.logged("[TCP WASM] new connection src=10.244.0.12:40000 dst=93.184.216.34:443 last_octet=12 "
-                              "(even) -> target=egress1 cluster=outbound|443||egress1.default.svc.cluster.local"));
+    EXPECT_EQ(filter.route("10.244.0.13:40000", "10.96.4.4:8080"),
+              "outbound|8080||egress2.default.svc.cluster.local");
+    EXPECT_TRUE(filter.logged(
+        "[TCP WASM] new connection src=10.244.0.12:40000 dst=93.184.216.34:443 last_octet=12 "
+        "(even) -> target=egress1 cluster=outbound|443||egress1.default.svc.cluster.local"));
     EXPECT_EQ(filter.metric("tcpsteer.routed.egress1"), 1);
     EXPECT_EQ(filter.metric("tcpsteer.routed.egress2"), 2);
     EXPECT_FALSE(filter.vm->failed());
@@ -95,7 +97,8 @@ TEST(FilterInHost, RunsUnderAnyRootId) {
   for (const char* root_id : {"tcp_wasm_filter", "tcpsteer", "", "my-plugin"}) {
     Filter filter("standalone", {}, root_id);
     EXPECT_EQ(filter.route("10.0.0.2:1"), "egress1") << root_id;
-    EXPECT_TRUE(filter.logged(std::string("configured root_id=") + (*root_id ? root_id : "(empty)")));
+    EXPECT_TRUE(
+        filter.logged(std::string("configured root_id=") + (*root_id ? root_id : "(empty)")));
   }
 }
 
@@ -107,17 +110,18 @@ TEST(FilterInHost, Ipv6AndMappedSources) {
 }
 
 TEST(FilterInHost, EveryOption) {
-  Filter filter(R"({"targets": ["t0-{port}", {"name": "special", "cluster": "special-{port}"}, "t2-{port}"],
+  Filter filter(
+      R"({"targets": ["t0-{port}", {"name": "special", "cluster": "special-{port}"}, "t2-{port}"],
       "rules": [{"source_cidr": "10.9.0.0/16", "target": "special"},
                 {"source_cidr": "fd00::/8", "target": 2},
                 {"last_octet": [200, 209], "target": 0}],
       "port_map": {"443": 8443}, "match_ports": [443, 80], "log_level": "debug"})");
   ASSERT_EQ(filter.status, Vm::PluginStatus::kOk);
-  EXPECT_EQ(filter.route("10.9.1.1:1"), "special-8443");               // CIDR rule, mapped port
-  EXPECT_EQ(filter.route("[fd00::1]:1", "[fd00::2]:80"), "t2-80");     // v6 CIDR rule, unmapped port
-  EXPECT_EQ(filter.route("192.168.1.205:1"), "t0-8443");               // octet range rule
-  EXPECT_EQ(filter.route("192.168.1.4:1"), "special-8443");            // 4 % 3 = 1
-  EXPECT_EQ(filter.route("192.168.1.4:1", "1.2.3.4:22"), "");          // not in match_ports
+  EXPECT_EQ(filter.route("10.9.1.1:1"), "special-8443");            // CIDR rule, mapped port
+  EXPECT_EQ(filter.route("[fd00::1]:1", "[fd00::2]:80"), "t2-80");  // v6 CIDR rule, unmapped port
+  EXPECT_EQ(filter.route("192.168.1.205:1"), "t0-8443");            // octet range rule
+  EXPECT_EQ(filter.route("192.168.1.4:1"), "special-8443");         // 4 % 3 = 1
+  EXPECT_EQ(filter.route("192.168.1.4:1", "1.2.3.4:22"), "");       // not in match_ports
   EXPECT_EQ(filter.metric("tcpsteer.skipped"), 1);
   EXPECT_EQ(filter.metric("tcpsteer.routed.special"), 2);
   EXPECT_TRUE(filter.logged("rule=rules[0]"));
@@ -139,19 +143,22 @@ TEST(FilterInHost, UnroutablePassthroughAndClose) {
   Filter passthrough("standalone");
   EXPECT_EQ(passthrough.route("not-an-address"), "");
   EXPECT_FALSE(passthrough.closed_by_filter);
-  EXPECT_TRUE(passthrough.logged("unroutable: source address is malformed; leaving tcp_proxy's cluster", LogLevel::kWarn));
+  EXPECT_TRUE(passthrough.logged(
+      "unroutable: source address is malformed; leaving tcp_proxy's cluster", LogLevel::kWarn));
   EXPECT_EQ(passthrough.metric("tcpsteer.unroutable"), 1);
 
   Filter close(R"({"on_unroutable": "close"})");
-  EXPECT_EQ(close.route("10.0.0.1:1", "93.184.216.34"), "");  // istio names need the destination port
+  EXPECT_EQ(close.route("10.0.0.1:1", "93.184.216.34"),
+            "");  // istio names need the destination port
   EXPECT_TRUE(close.closed_by_filter);
   EXPECT_TRUE(close.logged("destination address has no usable port; closing the connection"));
 }
 
 TEST(FilterInHost, MalformedAddressesNeverTrap) {
   Filter filter("istio");
-  for (const std::string& source : {std::string(""), std::string("\xff\xfe"), std::string(5000, '9'),
-                                    std::string("1.2.3.4\0:80", 10), std::string("[::1"), std::string("::::")}) {
+  for (const std::string& source :
+       {std::string(""), std::string("\xff\xfe"), std::string(5000, '9'),
+        std::string("1.2.3.4\0:80", 10), std::string("[::1"), std::string("::::")}) {
     EXPECT_EQ(filter.route(source), "");
   }
   EXPECT_FALSE(filter.vm->failed());
@@ -172,17 +179,26 @@ TEST(FilterInHost, FilterStateRefusedIsWarnCounterContinue) {
   options.filter_state_keys = {"envoy.string"};  // an Envoy without the tcp_proxy cluster factory
   Filter filter("istio", options);
   EXPECT_EQ(filter.route("10.0.0.2:1"), "");
-  EXPECT_TRUE(filter.logged("set_envoy_filter_state(envoy.tcp_proxy.cluster=outbound|443||egress1.default.svc.cluster.local) "
-                            "failed: NotFound",
-                            LogLevel::kWarn));
+  EXPECT_TRUE(
+      filter.logged("set_envoy_filter_state(envoy.tcp_proxy.cluster=outbound|443||egress1.default."
+                    "svc.cluster.local) "
+                    "failed: NotFound",
+                    LogLevel::kWarn));
   EXPECT_EQ(filter.metric("tcpsteer.errors"), 1);
 }
 
 TEST(FilterInHost, InvalidConfigurationsAreRejectedWithOneLine) {
   const char* invalid[] = {
-      "kubernetes", R"({"targets": []})", R"({"mode": "block"})", R"({"rules": [{"source_cidr": "10.1.0.0/8", "target": 0}]})",
-      R"({"port_map": {"443": 0}})", R"({"match_ports": [70000]})", R"({"on_unroutable": "drop"})",
-      R"({"log_level": "loud"})", R"({"preset": "istio", "targets": ["a"]})", "{\"targets\": [\"\xff\"]}",
+      "kubernetes",
+      R"({"targets": []})",
+      R"({"mode": "block"})",
+      R"({"rules": [{"source_cidr": "10.1.0.0/8", "target": 0}]})",
+      R"({"port_map": {"443": 0}})",
+      R"({"match_ports": [70000]})",
+      R"({"on_unroutable": "drop"})",
+      R"({"log_level": "loud"})",
+      R"({"preset": "istio", "targets": ["a"]})",
+      "{\"targets\": [\"\xff\"]}",
   };
   for (const char* configuration : invalid) {
     Filter filter(configuration);
@@ -226,8 +242,9 @@ TEST(FilterInHost, HundredThousandConnections) {
   for (int i = 0; i < 1000; ++i) filter.route("10.244.0." + std::to_string(i % 256) + ":40000");
   uint64_t warm_memory = filter.vm->memoryBytes();
   for (int i = 1000; i < 100000; ++i) {
-    std::string cluster = filter.route("10.244." + std::to_string((i / 256) % 256) + "." + std::to_string(i % 256) + ":" +
-                                       std::to_string(1024 + i % 60000));
+    std::string cluster =
+        filter.route("10.244." + std::to_string((i / 256) % 256) + "." + std::to_string(i % 256) +
+                     ":" + std::to_string(1024 + i % 60000));
     if ((i % 256) % 2 == 0) {
       ASSERT_EQ(cluster, "outbound|443||egress1.default.svc.cluster.local") << i;
     } else {
@@ -237,7 +254,8 @@ TEST(FilterInHost, HundredThousandConnections) {
   EXPECT_FALSE(filter.vm->failed());
   EXPECT_EQ(filter.vm->memoryBytes(), warm_memory);
   EXPECT_LE(filter.vm->memoryBytes(), 2u * 65536);
-  EXPECT_EQ(filter.metric("tcpsteer.routed.egress1") + filter.metric("tcpsteer.routed.egress2"), 100000);
+  EXPECT_EQ(filter.metric("tcpsteer.routed.egress1") + filter.metric("tcpsteer.routed.egress2"),
+            100000);
   EXPECT_EQ(filter.vm->liveConnections(), 0u);
 }
 

@@ -69,7 +69,7 @@ struct LogEntry {
 };
 
 struct Metric {
-  MetricType type;
+  MetricType type = MetricType::kCounter;
   std::string name;
   int64_t value = 0;             // counter / gauge
   std::vector<uint64_t> values;  // histogram records
