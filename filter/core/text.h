@@ -12,12 +12,12 @@ namespace tcpsteer {
 // and kilobytes of code into the wasm module for what is a five-line loop.
 inline void appendDecimal(std::string& out, uint64_t value) {
   char digits[20];
-  size_t count = 0;
+  size_t first = sizeof(digits);
   do {
-    digits[count++] = static_cast<char>('0' + value % 10);
+    digits[--first] = static_cast<char>('0' + value % 10);
     value /= 10;
   } while (value != 0);
-  while (count > 0) out.push_back(digits[--count]);
+  out.append(digits + first, sizeof(digits) - first);
 }
 
 // One out-of-line concatenation instead of a chain of operator+ temporaries at every call site.
