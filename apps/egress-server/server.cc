@@ -1,0 +1,440 @@
+#include "apps/egress-server/server.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <ctime>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace tcpsteer::apps {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+enum class Protocol { kTls, kHttp, kRaw, kNone };
+
+const char* protocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kTls: return "tls";
+    case Protocol::kHttp: return "http";
+    case Protocol::kRaw: return "raw";
+    case Protocol::kNone: return "none";
+  }
+  return "none";
+}
+
+std::string nowIso8601() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[40];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  char full[48];
+  std::snprintf(full, sizeof(full), "%s.%03dZ", text, static_cast<int>(millis));
+  return full;
+}
+
+std::string endpointText(const tcp::endpoint& endpoint) {
+  auto address = endpoint.address();
+  if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
+  return address.to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// "0.0.0.0:8080", "[::]:8443", "127.0.0.1:0".
+bool parseListen(const std::string& text, tcp::endpoint* out) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) return false;
+  try {
+    size_t used = 0;
+    int port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1 || port < 0 || port > 65535) return false;
+    *out = tcp::endpoint(address, static_cast<uint16_t>(port));
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kMethods[] = {"GET ",  "HEAD ",    "POST ",  "PUT ",    "DELETE ",
+                                         "PATCH ", "OPTIONS ", "TRACE ", "CONNECT "};
+
+// Decides from the first bytes; kNone = need more bytes.
+Protocol classify(std::string_view bytes) {
+  if (bytes.empty()) return Protocol::kNone;
+  if (static_cast<unsigned char>(bytes[0]) == 0x16) return Protocol::kTls;  // TLS handshake record
+  bool could_be_method = false;
+  for (std::string_view method : kMethods) {
+    if (bytes.starts_with(method)) return Protocol::kHttp;
+    if (method.starts_with(bytes)) could_be_method = true;
+  }
+  return could_be_method ? Protocol::kNone : Protocol::kRaw;
+}
+
+}  // namespace
+
+struct EgressServer::Impl {
+  explicit Impl(ServerOptions o) : options(std::move(o)) {
+    if (!options.log) {
+      options.log = [](const std::string& line) {
+        static std::mutex mutex;
+        std::lock_guard<std::mutex> lock(mutex);
+        std::cout << line << std::endl;
+      };
+    }
+  }
+
+  ServerOptions options;
+  asio::io_context io{1};
+  ssl::context tls{ssl::context::tls_server};
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::set<beast::tcp_stream*> waiting;  // sessions between requests: closed at once on drain
+  size_t active = 0;
+  bool draining = false;
+  asio::steady_timer drain_timer{io};
+
+  void log(nlohmann::json event) {
+    event["ts"] = nowIso8601();
+    event["egress"] = options.name;
+    options.log(event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+
+  bool setUpTls(std::string* error) {
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+      if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+        *error = "--tls-cert and --tls-key go together: give both, or neither for a generated certificate";
+        return false;
+      }
+      tls.use_certificate_chain_file(options.tls_cert_file, ec);
+      if (ec) {
+        *error = "cannot use certificate " + options.tls_cert_file + ": " + ec.message();
+        return false;
+      }
+      tls.use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
+      if (ec) {
+        *error = "cannot use private key " + options.tls_key_file + ": " + ec.message();
+        return false;
+      }
+      return true;
+    }
+    GeneratedCertificate generated = generateSelfSignedCertificate(options.name);
+    tls.use_certificate_chain(asio::buffer(generated.certificate_pem), ec);
+    if (!ec) tls.use_private_key(asio::buffer(generated.private_key_pem), ssl::context::pem, ec);
+    if (ec) {
+      *error = "cannot install the generated certificate: " + ec.message();
+      return false;
+    }
+    log({{"event", "tls"},
+         {"message", "no --tls-cert/--tls-key given: generated an ephemeral self-signed certificate for " +
+                         options.name + ", localhost, 127.0.0.1"}});
+    return true;
+  }
+
+  asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor) {
+    uint16_t port = acceptor.local_endpoint().port();
+    while (!draining) {
+      auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || draining) co_return;
+        log({{"event", "accept_error"}, {"port", port}, {"error", ec.message()}});
+        continue;  // e.g. EMFILE: keep serving the connections we have
+      }
+      asio::co_spawn(io, session(std::move(socket), port), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket, uint16_t port) {
+    boost::system::error_code ignored;
+    auto remote = socket.remote_endpoint(ignored);
+    std::string client = ignored ? "unknown" : endpointText(remote);
+    if (active >= options.max_connections) {
+      log({{"event", "connection_refused"}, {"port", port}, {"client", client},
+           {"reason", "connection limit reached"}, {"max_connections", options.max_connections}});
+      socket.close(ignored);
+      co_return;
+    }
+    ++active;
+    struct Release {
+      Impl* impl;
+      ~Release() {
+        --impl->active;
+        if (impl->draining && impl->active == 0) impl->io.stop();
+      }
+    } release{this};
+
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    stream.expires_after(options.header_timeout);
+    Protocol protocol = Protocol::kNone;
+    while (protocol == Protocol::kNone && buffer.size() < 16) {
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+      if (ec) {
+        log({{"event", "connection"}, {"port", port}, {"client", client}, {"protocol", "none"},
+             {"closed", ec == beast::error::timeout ? "header timeout" : ec.message()}});
+        co_return;
+      }
+      buffer.commit(n);
+      auto data = buffer.cdata();
+      protocol = classify(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    }
+    if (protocol == Protocol::kNone) protocol = Protocol::kRaw;
+    log({{"event", "connection"}, {"port", port}, {"client", client}, {"protocol", protocolName(protocol)}});
+
+    if (protocol == Protocol::kRaw) {
+      std::string answer = "Hello from " + options.name + " on port " + std::to_string(port) + "! Received " +
+                           std::to_string(buffer.size()) + " bytes from " + client + "\n";
+      co_await asio::async_write(stream, asio::buffer(answer), kNoThrow);
+      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      co_return;
+    }
+    if (protocol == Protocol::kHttp) {
+      co_await serveHttp(stream, buffer, port, client, "", false);
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), tls);
+    auto [ec, used] = co_await tls_stream.async_handshake(ssl::stream_base::server, buffer.data(), kNoThrow);
+    if (ec) {
+      log({{"event", "tls_handshake_failed"}, {"port", port}, {"client", client}, {"error", ec.message()}});
+      co_return;
+    }
+    buffer.consume(used);
+    const char* sni = SSL_get_servername(tls_stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+    co_await serveHttp(tls_stream, buffer, port, client, sni != nullptr ? sni : "", true);
+    beast::get_lowest_layer(tls_stream).expires_after(std::chrono::seconds(1));
+    co_await tls_stream.async_shutdown(kNoThrow);
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> serveHttp(Stream& stream, beast::flat_buffer& buffer, uint16_t port, const std::string& client,
+                                  const std::string& sni, bool is_tls) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    for (bool first = true;; first = false) {
+      if (draining && !first) co_return;
+      lowest.expires_after(first ? options.header_timeout : options.idle_timeout);
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(options.max_header_bytes);
+      parser.body_limit(1024 * 1024);
+      waiting.insert(&lowest);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      waiting.erase(&lowest);
+      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
+          ec == asio::error::connection_reset) {
+        co_return;
+      }
+      if (ec == beast::error::timeout) {
+        log({{"event", "closed"}, {"port", port}, {"client", client},
+             {"reason", first ? "header timeout" : "idle keep-alive timeout"}});
+        co_return;
+      }
+      if (ec) {
+        bool too_large = ec == http::error::header_limit;
+        http::response<http::string_body> res{too_large ? http::status::request_header_fields_too_large
+                                                        : http::status::bad_request,
+                                              11};
+        res.set(http::field::server, "egress-server");
+        res.set("x-egress", options.name);
+        res.set(http::field::content_type, "text/plain");
+        res.body() = too_large ? "request headers too large\n" : "malformed request: " + ec.message() + "\n";
+        res.keep_alive(false);
+        res.prepare_payload();
+        lowest.expires_after(std::chrono::seconds(5));
+        co_await http::async_write(stream, res, kNoThrow);
+        log({{"event", "request"}, {"port", port}, {"client", client}, {"status", res.result_int()},
+             {"error", ec.message()}});
+        co_return;
+      }
+      auto& request = parser.get();
+      http::response<http::string_body> res = respond(request, port, client, sni, is_tls);
+      res.keep_alive(request.keep_alive() && !draining);
+      lowest.expires_after(options.idle_timeout);
+      auto [write_ec, written] = co_await http::async_write(stream, res, kNoThrow);
+      log({{"event", "request"},
+           {"port", port},
+           {"client", client},
+           {"method", std::string(request.method_string())},
+           {"target", std::string(request.target())},
+           {"host", std::string(request[http::field::host])},
+           {"sni", sni},
+           {"tls", is_tls},
+           {"status", res.result_int()}});
+      if (write_ec || !res.keep_alive()) co_return;
+    }
+  }
+
+  http::response<http::string_body> respond(const http::request<http::string_body>& request, uint16_t port,
+                                            const std::string& client, const std::string& sni, bool is_tls) {
+    http::response<http::string_body> res{http::status::ok, request.version()};
+    res.set(http::field::server, "egress-server");
+    res.set("x-egress", options.name);
+    std::string target(request.target());
+    if (target == "/healthz") {
+      res.set(http::field::content_type, "text/plain");
+      res.body() = "ok\n";
+    } else if (std::string(request[http::field::accept]).find("application/json") != std::string::npos) {
+      res.set(http::field::content_type, "application/json");
+      res.body() = nlohmann::json{{"egress", options.name},
+                                  {"port", port},
+                                  {"client", client},
+                                  {"host", std::string(request[http::field::host])},
+                                  {"sni", sni},
+                                  {"tls", is_tls},
+                                  {"method", std::string(request.method_string())},
+                                  {"path", target},
+                                  {"time", nowIso8601()}}
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                   "\n";
+    } else {
+      res.set(http::field::content_type, "text/plain");
+      res.body() = "Hello from " + options.name + " on port " + std::to_string(port) + "!\n" +
+                   "client: " + client + "\nhost: " + std::string(request[http::field::host]) +
+                   "\nsni: " + (sni.empty() ? "-" : sni) + "\ntime: " + nowIso8601() + "\n";
+    }
+    if (request.method() == http::verb::head) {
+      res.content_length(res.body().size());
+      res.body().clear();
+    } else {
+      res.prepare_payload();
+    }
+    return res;
+  }
+};
+
+EgressServer::EgressServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+EgressServer::~EgressServer() = default;
+
+bool EgressServer::start(std::string* error) {
+  if (impl_->options.name.empty()) {
+    *error = "the server needs a name: --name egress1 or SERVER_NAME=egress1";
+    return false;
+  }
+  if (!impl_->setUpTls(error)) return false;
+  for (const std::string& listen : impl_->options.listen) {
+    tcp::endpoint endpoint;
+    if (!parseListen(listen, &endpoint)) {
+      *error = "--listen '" + listen + "' is not ADDRESS:PORT, e.g. 0.0.0.0:8080 or [::]:8443";
+      return false;
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+    boost::system::error_code ec;
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      *error = "cannot listen on " + listen + ": " + ec.message();
+      return false;
+    }
+    impl_->log({{"event", "listening"}, {"address", endpointText(acceptor->local_endpoint())}});
+    impl_->acceptors.push_back(std::move(acceptor));
+  }
+  for (auto& acceptor : impl_->acceptors) {
+    asio::co_spawn(impl_->io, impl_->acceptLoop(*acceptor), asio::detached);
+  }
+  return true;
+}
+
+void EgressServer::run() { impl_->io.run(); }
+
+void EgressServer::drain() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    if (impl->draining) return;
+    impl->draining = true;
+    impl->log({{"event", "draining"}, {"active_connections", impl->active},
+               {"deadline_ms", impl->options.drain_timeout.count()}});
+    boost::system::error_code ignored;
+    for (auto& acceptor : impl->acceptors) acceptor->close(ignored);
+    for (beast::tcp_stream* stream : impl->waiting) stream->socket().cancel(ignored);
+    if (impl->active == 0) {
+      impl->io.stop();
+      return;
+    }
+    impl->drain_timer.expires_after(impl->options.drain_timeout);
+    impl->drain_timer.async_wait([impl](boost::system::error_code ec) {
+      if (!ec) {
+        impl->log({{"event", "drain_deadline"}, {"abandoned_connections", impl->active}});
+        impl->io.stop();
+      }
+    });
+  });
+}
+
+void EgressServer::stop() { impl_->io.stop(); }
+
+std::vector<uint16_t> EgressServer::boundPorts() const {
+  std::vector<uint16_t> ports;
+  for (const auto& acceptor : impl_->acceptors) ports.push_back(acceptor->local_endpoint().port());
+  return ports;
+}
+
+size_t EgressServer::activeConnections() const { return impl_->active; }
+boost::asio::io_context& EgressServer::context() { return impl_->io; }
+
+GeneratedCertificate generateSelfSignedCertificate(const std::string& common_name) {
+  GeneratedCertificate out;
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), static_cast<long>(std::time(nullptr)));
+  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 60L * 60 * 24 * 30);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                             -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  std::string san = "DNS:" + common_name + ",DNS:localhost,IP:127.0.0.1";
+  if (X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())) {
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(cert, key, EVP_sha256());
+  auto pem = [](auto write) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    write(bio);
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    std::string text(data, static_cast<size_t>(size));
+    BIO_free(bio);
+    return text;
+  };
+  out.certificate_pem = pem([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+  out.private_key_pem = pem([&](BIO* bio) { PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+}  // namespace tcpsteer::apps
