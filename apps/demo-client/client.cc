@@ -40,11 +40,13 @@ class Attempt {
 
   asio::awaitable<void> run(asio::io_context& io) {
     uint16_t port = scheme_ == "https" ? options_.https_port
-                    : scheme_ == "raw" ? (options_.raw_port != 0 ? options_.raw_port : options_.http_port)
-                                       : options_.http_port;
+                    : scheme_ == "raw"
+                        ? (options_.raw_port != 0 ? options_.raw_port : options_.http_port)
+                        : options_.http_port;
     stage_ = "resolving " + options_.target;
     tcp::resolver resolver(io);
-    auto [resolve_ec, results] = co_await resolver.async_resolve(options_.target, std::to_string(port), kNoThrow);
+    auto [resolve_ec, results] =
+        co_await resolver.async_resolve(options_.target, std::to_string(port), kNoThrow);
     if (resolve_ec) {
       fail("DNS lookup of " + options_.target + " failed: " + resolve_ec.message());
       co_return;
@@ -106,7 +108,8 @@ class Attempt {
         long verify = SSL_get_verify_result(tls_stream.native_handle());
         if (verify != X509_V_OK) {
           fail("TLS certificate verification failed for " + options_.target + ": " +
-               X509_verify_cert_error_string(verify) + " (use --ca FILE or --insecure for demo certificates)");
+               X509_verify_cert_error_string(verify) +
+               " (use --ca FILE or --insecure for demo certificates)");
         } else {
           failWith(handshake_ec);
         }
@@ -125,7 +128,8 @@ class Attempt {
   }
 
   void failWith(const boost::system::error_code& ec) {
-    if (ec == beast::error::timeout || ec == asio::error::timed_out || ec == asio::error::operation_aborted) {
+    if (ec == beast::error::timeout || ec == asio::error::timed_out ||
+        ec == asio::error::operation_aborted) {
       fail("timed out after " + std::to_string(options_.timeout.count()) + " ms while " + stage_);
     } else {
       fail(stage_ + " failed: " + ec.message());
@@ -171,7 +175,8 @@ class Attempt {
     }
     stage_ = "waiting for the answer from " + out_.peer;
     std::string answer;
-    auto [read_ec, read] = co_await asio::async_read(stream, asio::dynamic_buffer(answer, 64 * 1024), kNoThrow);
+    auto [read_ec, read] =
+        co_await asio::async_read(stream, asio::dynamic_buffer(answer, 64 * 1024), kNoThrow);
     if (read_ec && read_ec != asio::error::eof) {
       failWith(read_ec);
       co_return;
@@ -201,7 +206,8 @@ std::string egressFromBody(const std::string& body) {
     return body.substr(start, end == std::string::npos ? std::string::npos : end - start);
   }
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (json.is_object() && json.contains("egress") && json["egress"].is_string()) return json["egress"];
+  if (json.is_object() && json.contains("egress") && json["egress"].is_string())
+    return json["egress"];
   return "";
 }
 
@@ -217,7 +223,8 @@ Exchange fetch(const ClientOptions& options, const std::string& scheme) {
   io.run_for(options.timeout + std::chrono::milliseconds(100));
   if (!finished) {
     out.ok = false;
-    out.error = "timed out after " + std::to_string(options.timeout.count()) + " ms resolving " + options.target;
+    out.error = "timed out after " + std::to_string(options.timeout.count()) + " ms resolving " +
+                options.target;
   }
   out.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   return out;

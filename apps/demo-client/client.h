@@ -1,5 +1,5 @@
-// demo-client's exchange: one HTTP, HTTPS or raw TCP request, with a deadline, reporting which egress
-// answered or, on failure, the reason in plain words.
+// demo-client's exchange: one HTTP, HTTPS or raw TCP request, with a deadline, reporting which
+// egress answered or, on failure, the reason in plain words.
 #pragma once
 
 #include <chrono>
@@ -26,8 +26,8 @@ struct Exchange {
   int status = 0;      // HTTP status (0 for raw)
   std::string egress;  // from x-egress, else from the body; empty if unknown
   double latency_ms = 0;
-  std::string peer;    // address:port connected to
-  std::string error;   // plain-words reason when !ok
+  std::string peer;   // address:port connected to
+  std::string error;  // plain-words reason when !ok
 };
 
 Exchange fetch(const ClientOptions& options, const std::string& scheme);

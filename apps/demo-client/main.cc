@@ -17,7 +17,9 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void onSignal(int) { g_stop = true; }
+extern "C" void onSignal(int) {
+  g_stop = true;
+}
 
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
@@ -39,7 +41,9 @@ int main(int argc, char** argv) {
   bool raw = false;
   std::vector<std::string> schemes = {"http", "https"};
 
-  CLI::App app{"demo-client: requests http://TARGET/ and https://TARGET/ in a loop and reports which egress answered"};
+  CLI::App app{
+      "demo-client: requests http://TARGET/ and https://TARGET/ in a loop and reports which egress "
+      "answered"};
   app.add_option("--target", options.target, "host name or address to call")->capture_default_str();
   app.add_option("--path", options.path, "request path")->capture_default_str();
   app.add_option("--http-port", options.http_port, "port for http://")->capture_default_str();
@@ -57,7 +61,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"egress1", "egress2"}));
   app.add_flag("--json", json, "one JSON object per exchange instead of text");
   app.add_option("--bind", options.bind_address, "local source address, e.g. 127.0.0.10");
-  app.add_option("--ca", options.ca_file, "PEM file of an extra trusted CA/certificate")->check(CLI::ExistingFile);
+  app.add_option("--ca", options.ca_file, "PEM file of an extra trusted CA/certificate")
+      ->check(CLI::ExistingFile);
   app.add_flag("--insecure", options.insecure, "do not verify the server certificate");
   try {
     app.parse(argc, argv);
@@ -86,9 +91,9 @@ int main(int argc, char** argv) {
         ++errors;
       }
       if (json) {
-        nlohmann::json line = {{"scheme", exchange.scheme}, {"ok", exchange.ok},         {"status", exchange.status},
-                               {"egress", exchange.egress}, {"latency_ms", exchange.latency_ms},
-                               {"peer", exchange.peer}};
+        nlohmann::json line = {{"scheme", exchange.scheme},         {"ok", exchange.ok},
+                               {"status", exchange.status},         {"egress", exchange.egress},
+                               {"latency_ms", exchange.latency_ms}, {"peer", exchange.peer}};
         if (!exchange.ok) line["error"] = exchange.error;
         std::cout << line.dump() << std::endl;
       } else if (exchange.ok) {
@@ -103,24 +108,28 @@ int main(int argc, char** argv) {
     }
     if (count != 0 && round + 1 >= count) break;
     for (uint64_t waited = 0; waited < interval_ms && !g_stop; waited += 50) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, interval_ms - waited)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min<uint64_t>(50, interval_ms - waited)));
     }
   }
 
   nlohmann::json summary = {{"summary", true},
                             {"answers", answers},
                             {"errors", errors},
-                            {"latency_ms", {{"p50", percentile(latencies, 50)},
-                                            {"p90", percentile(latencies, 90)},
-                                            {"p99", percentile(latencies, 99)}}}};
+                            {"latency_ms",
+                             {{"p50", percentile(latencies, 50)},
+                              {"p90", percentile(latencies, 90)},
+                              {"p99", percentile(latencies, 99)}}}};
   if (!expect.empty()) summary["expect_mismatches"] = mismatches;
   if (json) {
     std::cout << summary.dump() << std::endl;
   } else {
     std::printf("summary:");
-    for (const auto& [egress, n] : answers) std::printf(" %s=%llu", egress.c_str(), static_cast<unsigned long long>(n));
-    std::printf(" errors=%llu p50=%.1fms p90=%.1fms p99=%.1fms\n", static_cast<unsigned long long>(errors),
-                percentile(latencies, 50), percentile(latencies, 90), percentile(latencies, 99));
+    for (const auto& [egress, n] : answers)
+      std::printf(" %s=%llu", egress.c_str(), static_cast<unsigned long long>(n));
+    std::printf(" errors=%llu p50=%.1fms p90=%.1fms p99=%.1fms\n",
+                static_cast<unsigned long long>(errors), percentile(latencies, 50),
+                percentile(latencies, 90), percentile(latencies, 99));
     if (mismatches > 0) {
       std::printf("expected every answer from %s, but %llu came from elsewhere\n", expect.c_str(),
                   static_cast<unsigned long long>(mismatches));

@@ -15,21 +15,29 @@ int main(int argc, char** argv) {
   uint64_t drain_timeout_ms = options.drain_timeout.count();
 
   CLI::App app{
-      "egress-server: answers as one named egress. Each connection is sniffed: TLS (then HTTP), HTTP/1.x, or raw "
+      "egress-server: answers as one named egress. Each connection is sniffed: TLS (then HTTP), "
+      "HTTP/1.x, or raw "
       "TCP (one line back). Logs one JSON line per connection and request."};
-  app.add_option("--name", options.name, "egress identity in x-egress and bodies (default: $SERVER_NAME)");
+  app.add_option("--name", options.name,
+                 "egress identity in x-egress and bodies (default: $SERVER_NAME)");
   app.add_option("--listen", options.listen, "ADDRESS:PORT to listen on; repeat for several ports")
       ->capture_default_str();
-  app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate chain (default: generate a self-signed one)")
+  app.add_option("--tls-cert", options.tls_cert_file,
+                 "PEM certificate chain (default: generate a self-signed one)")
       ->check(CLI::ExistingFile);
-  app.add_option("--tls-key", options.tls_key_file, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
-  app.add_option("--header-timeout-ms", header_timeout_ms, "close a client whose request headers take longer")
+  app.add_option("--tls-key", options.tls_key_file, "PEM private key for --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--header-timeout-ms", header_timeout_ms,
+                 "close a client whose request headers take longer")
       ->capture_default_str();
-  app.add_option("--idle-timeout-ms", idle_timeout_ms, "close an idle keep-alive connection after this")
+  app.add_option("--idle-timeout-ms", idle_timeout_ms,
+                 "close an idle keep-alive connection after this")
       ->capture_default_str();
-  app.add_option("--drain-timeout-ms", drain_timeout_ms, "on SIGTERM, time given to in-flight requests")
+  app.add_option("--drain-timeout-ms", drain_timeout_ms,
+                 "on SIGTERM, time given to in-flight requests")
       ->capture_default_str();
-  app.add_option("--max-connections", options.max_connections, "refuse connections beyond this many")
+  app.add_option("--max-connections", options.max_connections,
+                 "refuse connections beyond this many")
       ->capture_default_str();
   app.add_option("--max-header-bytes", options.max_header_bytes, "larger request headers get 431")
       ->capture_default_str();

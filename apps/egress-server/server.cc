@@ -17,9 +17,9 @@
 #include <boost/beast/ssl.hpp>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 
 namespace tcpsteer::apps {
 namespace {
@@ -35,10 +35,14 @@ enum class Protocol { kTls, kHttp, kRaw, kNone };
 
 const char* protocolName(Protocol p) {
   switch (p) {
-    case Protocol::kTls: return "tls";
-    case Protocol::kHttp: return "http";
-    case Protocol::kRaw: return "raw";
-    case Protocol::kNone: return "none";
+    case Protocol::kTls:
+      return "tls";
+    case Protocol::kHttp:
+      return "http";
+    case Protocol::kRaw:
+      return "raw";
+    case Protocol::kNone:
+      return "none";
   }
   return "none";
 }
@@ -46,7 +50,8 @@ const char* protocolName(Protocol p) {
 std::string nowIso8601() {
   auto now = std::chrono::system_clock::now();
   std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   char text[40];
@@ -67,7 +72,8 @@ bool parseListen(const std::string& text, tcp::endpoint* out) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos) return false;
   std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   boost::system::error_code ec;
   auto address = asio::ip::make_address(host, ec);
   if (ec) return false;
@@ -82,7 +88,7 @@ bool parseListen(const std::string& text, tcp::endpoint* out) {
   return true;
 }
 
-constexpr std::string_view kMethods[] = {"GET ",  "HEAD ",    "POST ",  "PUT ",    "DELETE ",
+constexpr std::string_view kMethods[] = {"GET ",   "HEAD ",    "POST ",  "PUT ",    "DELETE ",
                                          "PATCH ", "OPTIONS ", "TRACE ", "CONNECT "};
 
 // Decides from the first bytes; kNone = need more bytes.
@@ -114,7 +120,9 @@ struct EgressServer::Impl {
   asio::io_context io{1};
   ssl::context tls{ssl::context::tls_server};
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::set<beast::tcp_stream*> waiting;  // sessions between requests: closed at once on drain
+  // Sessions waiting for a request, with the bytes of it received so far: on drain the ones with
+  // none are closed at once, the others finish their request (within drain_timeout).
+  std::map<beast::tcp_stream*, const beast::flat_buffer*> waiting;
   size_t active = 0;
   bool draining = false;
   asio::steady_timer drain_timer{io};
@@ -126,12 +134,14 @@ struct EgressServer::Impl {
   }
 
   bool setUpTls(std::string* error) {
-    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     boost::system::error_code ec;
     if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
       if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
-        *error = "--tls-cert and --tls-key go together: give both, or neither for a generated certificate";
+        *error =
+            "--tls-cert and --tls-key go together: give both, or neither for a generated "
+            "certificate";
         return false;
       }
       tls.use_certificate_chain_file(options.tls_cert_file, ec);
@@ -154,8 +164,9 @@ struct EgressServer::Impl {
       return false;
     }
     log({{"event", "tls"},
-         {"message", "no --tls-cert/--tls-key given: generated an ephemeral self-signed certificate for " +
-                         options.name + ", localhost, 127.0.0.1"}});
+         {"message",
+          "no --tls-cert/--tls-key given: generated an ephemeral self-signed certificate for " +
+              options.name + ", localhost, 127.0.0.1"}});
     return true;
   }
 
@@ -177,8 +188,11 @@ struct EgressServer::Impl {
     auto remote = socket.remote_endpoint(ignored);
     std::string client = ignored ? "unknown" : endpointText(remote);
     if (active >= options.max_connections) {
-      log({{"event", "connection_refused"}, {"port", port}, {"client", client},
-           {"reason", "connection limit reached"}, {"max_connections", options.max_connections}});
+      log({{"event", "connection_refused"},
+           {"port", port},
+           {"client", client},
+           {"reason", "connection limit reached"},
+           {"max_connections", options.max_connections}});
       socket.close(ignored);
       co_return;
     }
@@ -198,7 +212,10 @@ struct EgressServer::Impl {
     while (protocol == Protocol::kNone && buffer.size() < 16) {
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
       if (ec) {
-        log({{"event", "connection"}, {"port", port}, {"client", client}, {"protocol", "none"},
+        log({{"event", "connection"},
+             {"port", port},
+             {"client", client},
+             {"protocol", "none"},
              {"closed", ec == beast::error::timeout ? "header timeout" : ec.message()}});
         co_return;
       }
@@ -207,11 +224,15 @@ struct EgressServer::Impl {
       protocol = classify(std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     if (protocol == Protocol::kNone) protocol = Protocol::kRaw;
-    log({{"event", "connection"}, {"port", port}, {"client", client}, {"protocol", protocolName(protocol)}});
+    log({{"event", "connection"},
+         {"port", port},
+         {"client", client},
+         {"protocol", protocolName(protocol)}});
 
     if (protocol == Protocol::kRaw) {
-      std::string answer = "Hello from " + options.name + " on port " + std::to_string(port) + "! Received " +
-                           std::to_string(buffer.size()) + " bytes from " + client + "\n";
+      std::string answer = "Hello from " + options.name + " on port " + std::to_string(port) +
+                           "! Received " + std::to_string(buffer.size()) + " bytes from " + client +
+                           "\n";
       co_await asio::async_write(stream, asio::buffer(answer), kNoThrow);
       stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
       co_return;
@@ -222,9 +243,13 @@ struct EgressServer::Impl {
       co_return;
     }
     beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), tls);
-    auto [ec, used] = co_await tls_stream.async_handshake(ssl::stream_base::server, buffer.data(), kNoThrow);
+    auto [ec, used] =
+        co_await tls_stream.async_handshake(ssl::stream_base::server, buffer.data(), kNoThrow);
     if (ec) {
-      log({{"event", "tls_handshake_failed"}, {"port", port}, {"client", client}, {"error", ec.message()}});
+      log({{"event", "tls_handshake_failed"},
+           {"port", port},
+           {"client", client},
+           {"error", ec.message()}});
       co_return;
     }
     buffer.consume(used);
@@ -235,8 +260,8 @@ struct EgressServer::Impl {
   }
 
   template <typename Stream>
-  asio::awaitable<void> serveHttp(Stream& stream, beast::flat_buffer& buffer, uint16_t port, const std::string& client,
-                                  const std::string& sni, bool is_tls) {
+  asio::awaitable<void> serveHttp(Stream& stream, beast::flat_buffer& buffer, uint16_t port,
+                                  const std::string& client, const std::string& sni, bool is_tls) {
     auto& lowest = beast::get_lowest_layer(stream);
     for (bool first = true;; first = false) {
       if (draining && !first) co_return;
@@ -244,32 +269,38 @@ struct EgressServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.header_limit(options.max_header_bytes);
       parser.body_limit(1024 * 1024);
-      waiting.insert(&lowest);
+      waiting[&lowest] = &buffer;
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
       waiting.erase(&lowest);
-      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
-          ec == asio::error::connection_reset) {
+      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         co_return;
       }
       if (ec == beast::error::timeout) {
-        log({{"event", "closed"}, {"port", port}, {"client", client},
+        log({{"event", "closed"},
+             {"port", port},
+             {"client", client},
              {"reason", first ? "header timeout" : "idle keep-alive timeout"}});
         co_return;
       }
       if (ec) {
         bool too_large = ec == http::error::header_limit;
-        http::response<http::string_body> res{too_large ? http::status::request_header_fields_too_large
-                                                        : http::status::bad_request,
-                                              11};
+        http::response<http::string_body> res{
+            too_large ? http::status::request_header_fields_too_large : http::status::bad_request,
+            11};
         res.set(http::field::server, "egress-server");
         res.set("x-egress", options.name);
         res.set(http::field::content_type, "text/plain");
-        res.body() = too_large ? "request headers too large\n" : "malformed request: " + ec.message() + "\n";
+        res.body() =
+            too_large ? "request headers too large\n" : "malformed request: " + ec.message() + "\n";
         res.keep_alive(false);
         res.prepare_payload();
         lowest.expires_after(std::chrono::seconds(5));
         co_await http::async_write(stream, res, kNoThrow);
-        log({{"event", "request"}, {"port", port}, {"client", client}, {"status", res.result_int()},
+        log({{"event", "request"},
+             {"port", port},
+             {"client", client},
+             {"status", res.result_int()},
              {"error", ec.message()}});
         co_return;
       }
@@ -291,8 +322,9 @@ struct EgressServer::Impl {
     }
   }
 
-  http::response<http::string_body> respond(const http::request<http::string_body>& request, uint16_t port,
-                                            const std::string& client, const std::string& sni, bool is_tls) {
+  http::response<http::string_body> respond(const http::request<http::string_body>& request,
+                                            uint16_t port, const std::string& client,
+                                            const std::string& sni, bool is_tls) {
     http::response<http::string_body> res{http::status::ok, request.version()};
     res.set(http::field::server, "egress-server");
     res.set("x-egress", options.name);
@@ -300,7 +332,8 @@ struct EgressServer::Impl {
     if (target == "/healthz") {
       res.set(http::field::content_type, "text/plain");
       res.body() = "ok\n";
-    } else if (std::string(request[http::field::accept]).find("application/json") != std::string::npos) {
+    } else if (std::string(request[http::field::accept]).find("application/json") !=
+               std::string::npos) {
       res.set(http::field::content_type, "application/json");
       res.body() = nlohmann::json{{"egress", options.name},
                                   {"port", port},
@@ -329,7 +362,8 @@ struct EgressServer::Impl {
   }
 };
 
-EgressServer::EgressServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+EgressServer::EgressServer(ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 EgressServer::~EgressServer() = default;
 
 bool EgressServer::start(std::string* error) {
@@ -363,17 +397,22 @@ bool EgressServer::start(std::string* error) {
   return true;
 }
 
-void EgressServer::run() { impl_->io.run(); }
+void EgressServer::run() {
+  impl_->io.run();
+}
 
 void EgressServer::drain() {
   asio::post(impl_->io, [impl = impl_.get()] {
     if (impl->draining) return;
     impl->draining = true;
-    impl->log({{"event", "draining"}, {"active_connections", impl->active},
+    impl->log({{"event", "draining"},
+               {"active_connections", impl->active},
                {"deadline_ms", impl->options.drain_timeout.count()}});
     boost::system::error_code ignored;
     for (auto& acceptor : impl->acceptors) acceptor->close(ignored);
-    for (beast::tcp_stream* stream : impl->waiting) stream->socket().cancel(ignored);
+    for (auto [stream, received] : impl->waiting) {
+      if (received->size() == 0) stream->socket().cancel(ignored);
+    }
     if (impl->active == 0) {
       impl->io.stop();
       return;
@@ -388,7 +427,9 @@ void EgressServer::drain() {
   });
 }
 
-void EgressServer::stop() { impl_->io.stop(); }
+void EgressServer::stop() {
+  impl_->io.stop();
+}
 
 std::vector<uint16_t> EgressServer::boundPorts() const {
   std::vector<uint16_t> ports;
@@ -396,8 +437,12 @@ std::vector<uint16_t> EgressServer::boundPorts() const {
   return ports;
 }
 
-size_t EgressServer::activeConnections() const { return impl_->active; }
-boost::asio::io_context& EgressServer::context() { return impl_->io; }
+size_t EgressServer::activeConnections() const {
+  return impl_->active;
+}
+boost::asio::io_context& EgressServer::context() {
+  return impl_->io;
+}
 
 GeneratedCertificate generateSelfSignedCertificate(const std::string& common_name) {
   GeneratedCertificate out;
@@ -409,8 +454,9 @@ GeneratedCertificate generateSelfSignedCertificate(const std::string& common_nam
   X509_gmtime_adj(X509_getm_notAfter(cert), 60L * 60 * 24 * 30);
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
-                             -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   X509_set_issuer_name(cert, name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -431,7 +477,8 @@ GeneratedCertificate generateSelfSignedCertificate(const std::string& common_nam
     return text;
   };
   out.certificate_pem = pem([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
-  out.private_key_pem = pem([&](BIO* bio) { PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  out.private_key_pem = pem(
+      [&](BIO* bio) { PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr); });
   X509_free(cert);
   EVP_PKEY_free(key);
   return out;

@@ -1,6 +1,6 @@
-// egress-server: answers as one named egress (egress1 / egress2) on several ports. Each connection is
-// sniffed: a TLS ClientHello gets TLS and then HTTP, an HTTP/1.x request gets HTTP, anything else gets
-// the seed's raw TCP line. Limits and timeouts live in ServerOptions.
+// egress-server: answers as one named egress (egress1 / egress2) on several ports. Each connection
+// is sniffed: a TLS ClientHello gets TLS and then HTTP, an HTTP/1.x request gets HTTP, anything
+// else gets the seed's raw TCP line. Limits and timeouts live in ServerOptions.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -20,9 +20,9 @@ struct ServerOptions {
   std::vector<std::string> listen = {"0.0.0.0:8080", "0.0.0.0:8443"};
   std::string tls_cert_file;  // PEM; both empty = an ephemeral self-signed certificate
   std::string tls_key_file;
-  std::chrono::milliseconds header_timeout{5000};   // first byte to end of request headers
-  std::chrono::milliseconds idle_timeout{60000};    // between keep-alive requests
-  std::chrono::milliseconds drain_timeout{10000};   // SIGTERM: time given to in-flight requests
+  std::chrono::milliseconds header_timeout{5000};  // first byte to end of request headers
+  std::chrono::milliseconds idle_timeout{60000};   // between keep-alive requests
+  std::chrono::milliseconds drain_timeout{10000};  // SIGTERM: time given to in-flight requests
   size_t max_connections = 10000;
   uint32_t max_header_bytes = 8192;
   // One JSON object per line; stdout by default.
@@ -36,8 +36,8 @@ class EgressServer {
   EgressServer(const EgressServer&) = delete;
   EgressServer& operator=(const EgressServer&) = delete;
 
-  // Binds every listener (port 0 = ephemeral). False and *error on failure (bad address, port in use,
-  // unreadable certificate).
+  // Binds every listener (port 0 = ephemeral). False and *error on failure (bad address, port in
+  // use, unreadable certificate).
   bool start(std::string* error);
   // Runs the event loop on the calling thread until stop() or a finished drain.
   void run();

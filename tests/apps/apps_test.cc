@@ -1,0 +1,269 @@
+// egress-server and demo-client over real sockets on loopback (ephemeral ports).
+#include <sys/resource.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "apps/demo-client/client.h"
+#include "apps/egress-server/server.h"
+
+namespace tcpsteer::apps {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+std::string writeTemp(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+class ServerFixture : public ::testing::Test {
+ protected:
+  void startServer(ServerOptions options = {}) {
+    options.name = "egress1";
+    options.listen = {"127.0.0.1:0", "127.0.0.1:0"};
+    if (options.tls_cert_file.empty()) {
+      GeneratedCertificate certificate = generateSelfSignedCertificate("egress1");
+      ca_file_ = writeTemp("egress1.crt", certificate.certificate_pem);
+      options.tls_cert_file = ca_file_;
+      options.tls_key_file = writeTemp("egress1.key", certificate.private_key_pem);
+    }
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      log_.push_back(line);
+    };
+    server_ = std::make_unique<EgressServer>(options);
+    std::string error;
+    ASSERT_TRUE(server_->start(&error)) << error;
+    ports_ = server_->boundPorts();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  ClientOptions client(const std::string& target = "127.0.0.1") const {
+    ClientOptions options;
+    options.target = target;
+    options.http_port = ports_[0];
+    options.https_port = ports_[1];
+    options.timeout = 3000ms;
+    return options;
+  }
+
+  bool logged(const std::string& fragment) {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    for (const auto& line : log_) {
+      if (line.find(fragment) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  // Sends raw bytes, returns everything the server sends back until it closes (or 3 s pass).
+  std::string rawExchange(const std::string& bytes, std::chrono::milliseconds pause_after_send = 0ms) const {
+    asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]));
+    asio::write(socket, asio::buffer(bytes));
+    std::this_thread::sleep_for(pause_after_send);
+    std::string answer;
+    socket.non_blocking(false);
+    timeval tv{3, 0};
+    setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    boost::system::error_code ec;
+    asio::read(socket, asio::dynamic_buffer(answer), ec);
+    return answer;
+  }
+
+  std::unique_ptr<EgressServer> server_;
+  std::thread thread_;
+  std::vector<uint16_t> ports_;
+  std::string ca_file_;
+  std::mutex log_mutex_;
+  std::vector<std::string> log_;
+};
+
+TEST_F(ServerFixture, HttpAnswersWithEgressName) {
+  startServer();
+  Exchange exchange = fetch(client(), "http");
+  ASSERT_TRUE(exchange.ok) << exchange.error;
+  EXPECT_EQ(exchange.status, 200);
+  EXPECT_EQ(exchange.egress, "egress1");
+  EXPECT_TRUE(logged("\"event\":\"request\""));
+  EXPECT_TRUE(logged("\"protocol\":\"http\""));
+}
+
+TEST_F(ServerFixture, HttpsWithVerification) {
+  startServer();
+  ClientOptions verified = client("localhost");
+  verified.ca_file = ca_file_;
+  Exchange ok = fetch(verified, "https");
+  ASSERT_TRUE(ok.ok) << ok.error;
+  EXPECT_EQ(ok.egress, "egress1");
+  EXPECT_TRUE(logged("\"sni\":\"localhost\""));
+
+  Exchange refused = fetch(client("localhost"), "https");  // no CA: self-signed is not trusted
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.error.find("certificate verification failed"), std::string::npos) << refused.error;
+
+  ClientOptions insecure = client("127.0.0.1");
+  insecure.insecure = true;
+  Exchange unverified = fetch(insecure, "https");
+  ASSERT_TRUE(unverified.ok) << unverified.error;
+  EXPECT_EQ(unverified.egress, "egress1");
+}
+
+TEST_F(ServerFixture, RawTcpGetsTheSeedLine) {
+  startServer();
+  Exchange exchange = fetch(client(), "raw");
+  ASSERT_TRUE(exchange.ok) << exchange.error;
+  EXPECT_EQ(exchange.egress, "egress1");
+  std::string answer = rawExchange("hello there\n");
+  EXPECT_EQ(answer.rfind("Hello from egress1 on port " + std::to_string(ports_[0]) + "!", 0), 0u) << answer;
+}
+
+TEST_F(ServerFixture, MalformedRequestGets400) {
+  startServer();
+  EXPECT_EQ(rawExchange("GET /\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(rawExchange("GET / HTTP/1.1\r\nno colon here\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+}
+
+TEST_F(ServerFixture, OversizedHeadersGet431) {
+  ServerOptions options;
+  options.max_header_bytes = 1024;
+  startServer(options);
+  std::string answer = rawExchange("GET / HTTP/1.1\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 40);
+}
+
+TEST_F(ServerFixture, SlowAndIdleClientsAreClosed) {
+  ServerOptions options;
+  options.header_timeout = 300ms;
+  options.idle_timeout = 300ms;
+  startServer(options);
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(rawExchange("GET / HTTP/1.1\r\nHost: x"), "");  // never finishes its headers
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+  EXPECT_TRUE(logged("header timeout"));
+  std::string answer = rawExchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // keep-alive, then idle
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_TRUE(logged("idle keep-alive timeout"));
+}
+
+TEST_F(ServerFixture, ConnectionLimitIsEnforced) {
+  ServerOptions options;
+  options.max_connections = 2;
+  startServer(options);
+  asio::io_context io;
+  tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]);
+  tcp::socket a(io), b(io), c(io);
+  a.connect(endpoint);
+  b.connect(endpoint);
+  std::this_thread::sleep_for(100ms);
+  c.connect(endpoint);
+  char byte;
+  boost::system::error_code ec;
+  c.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_TRUE(logged("connection limit reached"));
+}
+
+TEST_F(ServerFixture, ThousandConcurrentConnections) {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = std::max<rlim_t>(limit.rlim_cur, std::min<rlim_t>(limit.rlim_max, 4096));
+  setrlimit(RLIMIT_NOFILE, &limit);
+  ASSERT_GE(limit.rlim_cur, 2100u) << "raise the open-file limit to run this test";
+  startServer();
+  asio::io_context io;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]);
+  auto one = [&]() -> asio::awaitable<void> {
+    tcp::socket socket(io);
+    constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+    auto [connect_ec] = co_await socket.async_connect(endpoint, kNoThrow);
+    std::string request = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(request), kNoThrow);
+    std::string answer;
+    co_await asio::async_read(socket, asio::dynamic_buffer(answer), kNoThrow);  // until the server closes
+    bool good = !connect_ec && !write_ec && answer.rfind("HTTP/1.1 200", 0) == 0 &&
+                answer.find("x-egress: egress1") != std::string::npos;
+    (good ? ok : failed)++;
+  };
+  for (int i = 0; i < 1000; ++i) asio::co_spawn(io, one(), asio::detached);
+  io.run_for(20s);
+  EXPECT_EQ(ok.load(), 1000);
+  EXPECT_EQ(failed.load(), 0);
+}
+
+TEST_F(ServerFixture, DrainClosesIdleAndReturns) {
+  startServer();
+  asio::io_context io;
+  tcp::socket idle(io);
+  idle.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]));
+  asio::write(idle, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::this_thread::sleep_for(200ms);
+  auto started = std::chrono::steady_clock::now();
+  server_->drain();
+  thread_.join();  // run() returns once the idle connection is closed
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_TRUE(logged("\"event\":\"draining\""));
+}
+
+TEST(DemoClient, ClosedPortAndSilentServer) {
+  asio::io_context io;
+  tcp::acceptor closed(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  uint16_t closed_port = closed.local_endpoint().port();
+  closed.close();
+  ClientOptions options;
+  options.target = "127.0.0.1";
+  options.http_port = closed_port;
+  options.timeout = 500ms;
+  Exchange refused = fetch(options, "http");
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.error.find("connection refused"), std::string::npos) << refused.error;
+
+  tcp::acceptor silent(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // accepts, never answers
+  options.http_port = silent.local_endpoint().port();
+  auto started = std::chrono::steady_clock::now();
+  Exchange timed_out = fetch(options, "http");
+  EXPECT_FALSE(timed_out.ok);
+  EXPECT_NE(timed_out.error.find("timed out after 500 ms while waiting for the response"), std::string::npos)
+      << timed_out.error;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+
+  options.target = "no-such-host.invalid";
+  Exchange dns = fetch(options, "http");
+  EXPECT_FALSE(dns.ok);
+  // Either the resolver answers "not found" at once, or it cannot be reached within the deadline.
+  EXPECT_TRUE(dns.error.find("DNS lookup of no-such-host.invalid failed") != std::string::npos ||
+              dns.error.find("resolving no-such-host.invalid") != std::string::npos)
+      << dns.error;
+}
+
+TEST(DemoClient, EgressFromBody) {
+  EXPECT_EQ(egressFromBody("Hello from egress2 on port 8080! Received 3 bytes"), "egress2");
+  EXPECT_EQ(egressFromBody(R"({"egress": "egress1", "port": 80})"), "egress1");
+  EXPECT_EQ(egressFromBody("<html>httpbin</html>"), "");
+  EXPECT_EQ(egressFromBody(""), "");
+}
+
+}  // namespace
+}  // namespace tcpsteer::apps
