@@ -36,6 +36,7 @@ test: wasm native
 bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench
 	$(NATIVE_DIR)/bench/host_bench
+	bash bench/apps_bench.sh $(NATIVE_DIR)/apps/egress-server
 
 # sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
 WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))

@@ -152,7 +152,7 @@ class Attempt {
     stage_ = "waiting for the response from " + out_.peer;
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(1024 * 1024);
+    parser.body_limit(std::uint64_t{1024} * 1024);
     auto [read_ec, read] = co_await http::async_read(stream, buffer, parser, kNoThrow);
     if (read_ec) {
       failWith(read_ec);
@@ -175,8 +175,8 @@ class Attempt {
     }
     stage_ = "waiting for the answer from " + out_.peer;
     std::string answer;
-    auto [read_ec, read] =
-        co_await asio::async_read(stream, asio::dynamic_buffer(answer, 64 * 1024), kNoThrow);
+    auto [read_ec, read] = co_await asio::async_read(
+        stream, asio::dynamic_buffer(answer, std::size_t{64} * 1024), kNoThrow);
     if (read_ec && read_ec != asio::error::eof) {
       failWith(read_ec);
       co_return;
@@ -219,7 +219,7 @@ Exchange fetch(const ClientOptions& options, const std::string& scheme) {
   auto started = Clock::now();
   attempt.start(started + options.timeout);
   bool finished = false;
-  asio::co_spawn(io, attempt.run(io), [&finished](std::exception_ptr) { finished = true; });
+  asio::co_spawn(io, attempt.run(io), [&finished](const std::exception_ptr&) { finished = true; });
   io.run_for(options.timeout + std::chrono::milliseconds(100));
   if (!finished) {
     out.ok = false;

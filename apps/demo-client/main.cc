@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -24,7 +25,7 @@ extern "C" void onSignal(int) {
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
+  auto index = static_cast<size_t>(std::lround(p / 100.0 * static_cast<double>(values.size() - 1)));
   return values[std::min(index, values.size() - 1)];
 }
 
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
                                {"status", exchange.status},         {"egress", exchange.egress},
                                {"latency_ms", exchange.latency_ms}, {"peer", exchange.peer}};
         if (!exchange.ok) line["error"] = exchange.error;
-        std::cout << line.dump() << std::endl;
+        std::cout << line.dump() << '\n'
+                  << std::flush;  // one line at a time: logs and tests read it live
       } else if (exchange.ok) {
         std::printf("%-5s %-10s %3d  %7.1f ms  %s\n", exchange.scheme.c_str(),
                     exchange.egress.empty() ? "unknown" : exchange.egress.c_str(), exchange.status,
@@ -122,7 +124,8 @@ int main(int argc, char** argv) {
                               {"p99", percentile(latencies, 99)}}}};
   if (!expect.empty()) summary["expect_mismatches"] = mismatches;
   if (json) {
-    std::cout << summary.dump() << std::endl;
+    std::cout << summary.dump() << '\n'
+              << std::flush;  // one line at a time: logs and tests read it live
   } else {
     std::printf("summary:");
     for (const auto& [egress, n] : answers)

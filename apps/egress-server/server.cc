@@ -111,7 +111,7 @@ struct EgressServer::Impl {
       options.log = [](const std::string& line) {
         static std::mutex mutex;
         std::lock_guard<std::mutex> lock(mutex);
-        std::cout << line << std::endl;
+        std::cout << line << '\n' << std::flush;  // one line at a time: logs and tests read it live
       };
     }
   }
@@ -268,7 +268,7 @@ struct EgressServer::Impl {
       lowest.expires_after(first ? options.header_timeout : options.idle_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(options.max_header_bytes);
-      parser.body_limit(1024 * 1024);
+      parser.body_limit(std::uint64_t{1024} * 1024);
       waiting[&lowest] = &buffer;
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
       waiting.erase(&lowest);

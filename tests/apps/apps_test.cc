@@ -1,12 +1,12 @@
 // egress-server and demo-client over real sockets on loopback (ephemeral ports).
 #include <sys/resource.h>
 
+#include <gtest/gtest.h>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -76,7 +76,8 @@ class ServerFixture : public ::testing::Test {
   }
 
   // Sends raw bytes, returns everything the server sends back until it closes (or 3 s pass).
-  std::string rawExchange(const std::string& bytes, std::chrono::milliseconds pause_after_send = 0ms) const {
+  std::string rawExchange(const std::string& bytes,
+                          std::chrono::milliseconds pause_after_send = 0ms) const {
     asio::io_context io;
     tcp::socket socket(io);
     socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]));
@@ -120,7 +121,8 @@ TEST_F(ServerFixture, HttpsWithVerification) {
 
   Exchange refused = fetch(client("localhost"), "https");  // no CA: self-signed is not trusted
   EXPECT_FALSE(refused.ok);
-  EXPECT_NE(refused.error.find("certificate verification failed"), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("certificate verification failed"), std::string::npos)
+      << refused.error;
 
   ClientOptions insecure = client("127.0.0.1");
   insecure.insecure = true;
@@ -135,7 +137,8 @@ TEST_F(ServerFixture, RawTcpGetsTheSeedLine) {
   ASSERT_TRUE(exchange.ok) << exchange.error;
   EXPECT_EQ(exchange.egress, "egress1");
   std::string answer = rawExchange("hello there\n");
-  EXPECT_EQ(answer.rfind("Hello from egress1 on port " + std::to_string(ports_[0]) + "!", 0), 0u) << answer;
+  EXPECT_EQ(answer.rfind("Hello from egress1 on port " + std::to_string(ports_[0]) + "!", 0), 0u)
+      << answer;
 }
 
 TEST_F(ServerFixture, MalformedRequestGets400) {
@@ -148,7 +151,8 @@ TEST_F(ServerFixture, OversizedHeadersGet431) {
   ServerOptions options;
   options.max_header_bytes = 1024;
   startServer(options);
-  std::string answer = rawExchange("GET / HTTP/1.1\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
+  std::string answer =
+      rawExchange("GET / HTTP/1.1\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
   EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 40);
 }
 
@@ -202,7 +206,8 @@ TEST_F(ServerFixture, ThousandConcurrentConnections) {
     std::string request = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     auto [write_ec, written] = co_await asio::async_write(socket, asio::buffer(request), kNoThrow);
     std::string answer;
-    co_await asio::async_read(socket, asio::dynamic_buffer(answer), kNoThrow);  // until the server closes
+    co_await asio::async_read(socket, asio::dynamic_buffer(answer),
+                              kNoThrow);  // until the server closes
     bool good = !connect_ec && !write_ec && answer.rfind("HTTP/1.1 200", 0) == 0 &&
                 answer.find("x-egress: egress1") != std::string::npos;
     (good ? ok : failed)++;
@@ -240,12 +245,14 @@ TEST(DemoClient, ClosedPortAndSilentServer) {
   EXPECT_FALSE(refused.ok);
   EXPECT_NE(refused.error.find("connection refused"), std::string::npos) << refused.error;
 
-  tcp::acceptor silent(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // accepts, never answers
+  tcp::acceptor silent(
+      io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // accepts, never answers
   options.http_port = silent.local_endpoint().port();
   auto started = std::chrono::steady_clock::now();
   Exchange timed_out = fetch(options, "http");
   EXPECT_FALSE(timed_out.ok);
-  EXPECT_NE(timed_out.error.find("timed out after 500 ms while waiting for the response"), std::string::npos)
+  EXPECT_NE(timed_out.error.find("timed out after 500 ms while waiting for the response"),
+            std::string::npos)
       << timed_out.error;
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# egress-server under wrk on loopback: keep-alive req/s and p99, new connections/s, TLS handshakes/s,
+# idle and loaded RSS. Figures are printed, not asserted. Goals on 2 cores: >= 50k req/s keep-alive,
+# >= 10k new connections/s, p99 <= 5 ms at 100 connections, idle RSS <= 8 MiB.
+set -euo pipefail
+server=${1:-build/native/apps/egress-server}
+seconds=${BENCH_SECONDS:-5}
+command -v wrk >/dev/null || { echo "apps_bench: wrk is missing (make deps installs it)"; exit 1; }
+port=$((30000 + RANDOM % 20000))
+log=$(mktemp)
+"$server" --name egress1 --listen "127.0.0.1:$port" --listen "127.0.0.1:$((port + 1))" >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 100); do grep -q ":$((port + 1))" "$log" && break; sleep 0.05; done
+rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"; }
+echo "egress-server bench (${seconds}s per run, wrk -t2, server: one thread)"
+echo "idle RSS: $(rss)"
+run() {  # run LABEL WRK-ARGS...
+  local label=$1; shift
+  local out
+  out=$(wrk -t2 -d"${seconds}s" --latency "$@" 2>&1)
+  printf '%-34s %12s req/s   p99 %s\n' "$label" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+}
+run "keep-alive, 100 connections" -c100 "http://127.0.0.1:$port/"
+echo "loaded RSS: $(rss)"
+run "new connection per request, 50 conns" -c50 -H "Connection: close" "http://127.0.0.1:$port/"
+run "TLS handshake per request, 20 conns" -c20 -H "Connection: close" "https://127.0.0.1:$((port + 1))/"
+echo "RSS after the runs: $(rss)"
