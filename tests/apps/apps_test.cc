@@ -67,10 +67,17 @@ class ServerFixture : public ::testing::Test {
     return options;
   }
 
+  // The server logs on its own thread, possibly just after the client saw the effect: wait up to 2
+  // s.
   bool logged(const std::string& fragment) {
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    for (const auto& line : log_) {
-      if (line.find(fragment) != std::string::npos) return true;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      {
+        std::lock_guard<std::mutex> lock(log_mutex_);
+        for (const auto& line : log_) {
+          if (line.find(fragment) != std::string::npos) return true;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
     }
     return false;
   }
