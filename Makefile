@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 10
 
 SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find sdk filter tests bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all deps wasm native test bench lint format clean demo
+.PHONY: all deps wasm native test bench lint format clean demo demo-up demo-replay
 
 all: wasm native
 
@@ -49,9 +49,16 @@ lint: deps wasm native
 format:
 	clang-format-19 -i $(SOURCES)
 
-# The local demo until the socket-level proxy lands (#6): the real module in the host emulator, routing
-# even and odd sources (Istio names), IPv6 and a malformed address.
+# The local end-to-end run: real sockets, egress1/egress2, tcpsteer-proxy with the real module.
 demo: wasm native
+	@BUILD_DIR=$(NATIVE_DIR) bash scripts/demo.sh
+
+# The same stack left running, to try by hand.
+demo-up: wasm native
+	@BUILD_DIR=$(NATIVE_DIR) bash scripts/demo.sh --up
+
+# The module alone in the host emulator (no sockets): routing of even/odd/IPv6/malformed sources.
+demo-replay: wasm native
 	@bash scripts/replay-demo.sh $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
 
 clean:

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <random>
+#include <utility>
 
 #include "host/src/host_functions.h"
 #include "host/src/wasm_engine.h"
@@ -1116,6 +1117,18 @@ const Connection* Vm::connection(uint32_t id) const {
 
 void Vm::forgetConnection(uint32_t id) {
   connections_.erase(id);
+}
+
+std::string Vm::takeForwardedUpstream(uint32_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? std::string()
+                                  : std::exchange(it->second.forwarded_upstream, std::string());
+}
+
+std::string Vm::takeForwardedDownstream(uint32_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? std::string()
+                                  : std::exchange(it->second.forwarded_downstream, std::string());
 }
 
 std::vector<std::string> Vm::logLines(LogLevel at_least) const {

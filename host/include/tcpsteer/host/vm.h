@@ -139,6 +139,9 @@ class Vm {
   // does.
 
   const Connection* connection(uint32_t connection) const;
+  // Hands over the bytes released so far in each direction (a proxy writes them to its sockets).
+  std::string takeForwardedUpstream(uint32_t connection);
+  std::string takeForwardedDownstream(uint32_t connection);
   void forgetConnection(uint32_t connection);  // drop a finished connection's record
 
   // Inspection.

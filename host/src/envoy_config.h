@@ -1,0 +1,52 @@
+// The subset of Envoy's static bootstrap that tcpsteer-proxy runs: listeners whose one filter chain is
+// [envoy.filters.network.wasm] + envoy.filters.network.tcp_proxy, STATIC clusters, and admin. Anything
+// outside the subset is rejected with the path of the offending field, so a file that loads here also
+// means the same thing to `envoy -c`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tcpsteer::host {
+
+struct SocketAddressConfig {
+  std::string address;
+  uint16_t port = 0;
+};
+
+struct WasmFilterConfig {
+  std::string name;
+  std::string root_id;
+  std::string vm_id;
+  std::string configuration;  // StringValue value (or the JSON of a Struct)
+  std::string filename;       // vm_config.code.local.filename (relative to the config file)
+  bool fail_open = false;
+};
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddressConfig address;
+  std::optional<WasmFilterConfig> wasm;  // absent: tcp_proxy alone
+  std::string stat_prefix;
+  std::string cluster;  // tcp_proxy's own cluster
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::vector<SocketAddressConfig> endpoints;
+  uint32_t connect_timeout_ms = 5000;
+};
+
+struct EnvoyConfig {
+  std::optional<SocketAddressConfig> admin;
+  std::vector<ListenerConfig> listeners;
+  std::map<std::string, ClusterConfig> clusters;
+};
+
+// Reads and checks the file; nullopt and *error ("field.path: problem; expected ...") on failure.
+std::optional<EnvoyConfig> loadEnvoyConfig(const std::string& path, std::string* error);
+
+}  // namespace tcpsteer::host
