@@ -81,10 +81,12 @@ for source in 127.0.0.10 127.0.0.11; do
   octet=${source##*.}
   expected=$([ $((octet % 2)) -eq 0 ] && echo egress1 || echo egress2)
   for scheme in http https raw; do
+    before=$(grep -c "src=$source:" "$work/proxy.log" || true)
     line=$("$build/apps/demo-client" --target 127.0.0.1 --http-port "$http" --https-port "$https" \
       --raw-port "$http" --bind "$source" --schemes "$scheme" --once --json --ca "$work/cert.pem" | head -1)
     answered=$(jq -r 'if .ok then .egress else "error: " + .error end' <<<"$line")
-    sleep 0.1  # the access log line is written when the proxy closes the connection
+    # The proxy writes the access log line once it has closed both sides: wait for it (2 s at most).
+    for _ in $(seq 40); do [ "$(grep -c "src=$source:" "$work/proxy.log" || true)" -gt "$before" ] && break; sleep 0.05; done
     cluster=$(grep "src=$source:" "$work/proxy.log" | tail -1 | sed -n 's/.* cluster=\([^ ]*\) .*/\1/p')
     verdict=ok
     if [ "$answered" != "$expected" ] || [ "$cluster" != "$expected" ]; then verdict="MISMATCH (expected $expected)"; status=1; fi

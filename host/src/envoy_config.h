@@ -1,7 +1,7 @@
-// The subset of Envoy's static bootstrap that tcpsteer-proxy runs: listeners whose one filter chain is
-// [envoy.filters.network.wasm] + envoy.filters.network.tcp_proxy, STATIC clusters, and admin. Anything
-// outside the subset is rejected with the path of the offending field, so a file that loads here also
-// means the same thing to `envoy -c`.
+// The subset of Envoy's static bootstrap that tcpsteer-proxy runs: listeners whose one filter chain
+// is [envoy.filters.network.wasm] + envoy.filters.network.tcp_proxy, STATIC clusters, and admin.
+// Anything outside the subset is rejected with the path of the offending field, so a file that
+// loads here also means the same thing to `envoy -c`.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,11 @@
 // tcpsteer-proxy: a local L4 proxy that runs a real proxy-wasm network filter the way Envoy's
-// listener -> envoy.filters.network.wasm -> envoy.filters.network.tcp_proxy chain does, reading the same
-// envoy.yaml. One VM per worker thread; the upstream cluster comes from the filter state
-// envoy.tcp_proxy.cluster, else tcp_proxy's own cluster. All ABI semantics live in the host library.
+// listener -> envoy.filters.network.wasm -> envoy.filters.network.tcp_proxy chain does, reading the
+// same envoy.yaml. One VM per worker thread; the upstream cluster comes from the filter state
+// envoy.tcp_proxy.cluster, else tcp_proxy's own cluster. All ABI semantics live in the host
+// library.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,8 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <atomic>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -98,37 +101,43 @@ struct ListenerRuntime {
 
 class Worker {
  public:
-  Worker(int index, const EnvoyConfig& config, Stats& stats) : index_(index), config_(config), stats_(stats) {}
+  Worker(int index, const EnvoyConfig& config, Stats& stats)
+      : index_(index), config_(config), stats_(stats) {}
 
   bool setUp(const std::map<std::string, std::string>& modules, std::string* error) {
     for (const ListenerConfig& listener : config_.listeners) {
-      ListenerRuntime runtime{&listener, nullptr, "w" + std::to_string(index_) + "/" + listener.name};
+      ListenerRuntime runtime{&listener, nullptr,
+                              "w" + std::to_string(index_) + "/" + listener.name};
       if (listener.wasm) {
         tcpsteer::host::VmOptions options;
         options.fail_open = listener.wasm->fail_open;
         options.log_level = tcpsteer::host::LogLevel::kInfo;
         const std::string& bytes = modules.at(listener.wasm->filename);
         tcpsteer::host::LoadReport report;
-        runtime.vm = Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options, &report);
+        runtime.vm = Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
+                              options, &report);
         if (!runtime.vm) {
           *error = "Unable to create Wasm network filter for listener " + listener.name + ": " +
                    (report.problems.empty() ? "load failed" : report.problems[0]);
           return false;
         }
-        auto status = runtime.vm->start()
-                          ? runtime.vm->startPlugin({listener.wasm->root_id, listener.wasm->configuration,
-                                                     listener.wasm->name, listener.wasm->vm_id})
-                          : Vm::PluginStatus::kFailed;
+        auto status =
+            runtime.vm->start()
+                ? runtime.vm->startPlugin({listener.wasm->root_id, listener.wasm->configuration,
+                                           listener.wasm->name, listener.wasm->vm_id})
+                : Vm::PluginStatus::kFailed;
         flushLogs(runtime);
         if (status != Vm::PluginStatus::kOk) {
-          *error = "listener " + listener.name + ": the wasm filter " +
-                   (status == Vm::PluginStatus::kConfigRejected ? "rejected its configuration"
-                                                                : "failed to start") +
-                   (runtime.vm->failure() ? " (" + runtime.vm->failure()->message + ")" : std::string());
+          *error =
+              "listener " + listener.name + ": the wasm filter " +
+              (status == Vm::PluginStatus::kConfigRejected ? "rejected its configuration"
+                                                           : "failed to start") +
+              (runtime.vm->failure() ? " (" + runtime.vm->failure()->message + ")" : std::string());
           return false;
         }
       }
-      tcp::endpoint endpoint(asio::ip::make_address(listener.address.address), listener.address.port);
+      tcp::endpoint endpoint(asio::ip::make_address(listener.address.address),
+                             listener.address.port);
       auto acceptor = std::make_unique<tcp::acceptor>(io_);
       boost::system::error_code ec;
       acceptor->open(endpoint.protocol(), ec);
@@ -138,8 +147,9 @@ class Worker {
       if (!ec) acceptor->bind(endpoint, ec);
       if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
       if (ec) {
-        *error = "cannot listen on " + listener.address.address + ":" + std::to_string(listener.address.port) + " (" +
-                 listener.name + "): " + ec.message();
+        *error = "cannot listen on " + listener.address.address + ":" +
+                 std::to_string(listener.address.port) + " (" + listener.name +
+                 "): " + ec.message();
         return false;
       }
       runtimes_.push_back(std::move(runtime));
@@ -150,8 +160,13 @@ class Worker {
 
   void start() {
     for (size_t i = 0; i < acceptors_.size(); ++i) asio::co_spawn(io_, accept(i), asio::detached);
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      io_.run();
+      finished_ = true;
+    });
   }
+
+  bool finished() const { return finished_; }
 
   void drain() {
     asio::post(io_, [this] {
@@ -170,8 +185,8 @@ class Worker {
  private:
   void flushLogs(ListenerRuntime& runtime) {
     for (const auto& entry : runtime.vm->logs()) {
-      emit(std::string("[wasm ") + tcpsteer::host::logLevelName(entry.level) + "] " + runtime.config->name + ": " +
-           entry.message);
+      emit(std::string("[wasm ") + tcpsteer::host::logLevelName(entry.level) + "] " +
+           runtime.config->name + ": " + entry.message);
     }
     runtime.vm->clearLogs();
   }
@@ -201,7 +216,8 @@ class Worker {
     std::array<char, kChunk> buffer{};
 
     // While the filter holds the chain (Pause), tcp_proxy has not started: feed data until it does.
-    while (vm != nullptr && !vm->connection(id)->tcp_proxy_started && !vm->connection(id)->closed_by_filter) {
+    while (vm != nullptr && !vm->connection(id)->tcp_proxy_started &&
+           !vm->connection(id)->closed_by_filter) {
       auto [ec, n] = co_await down.async_read_some(asio::buffer(buffer), kNoThrow);
       vm->downstreamData(id, std::string(buffer.data(), ec ? 0 : n), static_cast<bool>(ec));
       if (ec) break;
@@ -220,7 +236,9 @@ class Worker {
         outcome = "no cluster '" + cluster + "' (NC)";
       } else {
         co_await connectUpstream(up, found->second, &outcome);
-        if (up.is_open()) co_await (pump(down, up, vm, id, true, &bytes_up) && pump(up, down, vm, id, false, &bytes_down));
+        if (up.is_open())
+          co_await (pump(down, up, vm, id, true, &bytes_up) &&
+                    pump(up, down, vm, id, false, &bytes_down));
       }
     }
     down.close(ignored);
@@ -231,13 +249,15 @@ class Worker {
       flushLogs(runtime);
       stats_.snapshot(runtime.stats_key, *vm);
     }
-    emit("[access] listener=" + runtime.config->name + " cluster=" + cluster + " src=" + source + " dst=" + destination +
-         " " + outcome + " bytes_up=" + std::to_string(bytes_up) + " bytes_down=" + std::to_string(bytes_down));
+    emit("[access] listener=" + runtime.config->name + " cluster=" + cluster + " src=" + source +
+         " dst=" + destination + " " + outcome + " bytes_up=" + std::to_string(bytes_up) +
+         " bytes_down=" + std::to_string(bytes_down));
     --stats_.downstream_cx_active;
     if (--active_ == 0 && draining_) io_.stop();
   }
 
-  asio::awaitable<void> connectUpstream(tcp::socket& up, const ClusterConfig& cluster, std::string* outcome) {
+  asio::awaitable<void> connectUpstream(tcp::socket& up, const ClusterConfig& cluster,
+                                        std::string* outcome) {
     const auto& target = cluster.endpoints[next_endpoint_++ % cluster.endpoints.size()];
     tcp::endpoint endpoint(asio::ip::make_address(target.address), target.port);
     asio::steady_timer timer(io_);
@@ -247,7 +267,8 @@ class Worker {
         result.index() == 0 ? std::get<0>(std::get<0>(result)) : asio::error::timed_out;
     if (ec) {
       ++stats_.upstream_cx_connect_fail;
-      *outcome = "upstream connect to " + endpointText(endpoint) + " failed: " + ec.message() + " (UF)";
+      *outcome =
+          "upstream connect to " + endpointText(endpoint) + " failed: " + ec.message() + " (UF)";
       boost::system::error_code ignored;
       up.close(ignored);
       co_return;
@@ -255,10 +276,11 @@ class Worker {
     *outcome = "-> " + endpointText(endpoint);
   }
 
-  // Copies one direction through the filter: read a chunk, let the VM see it, write what it releases.
-  // Each read waits for the previous write: backpressure with at most kChunk bytes in flight.
-  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, Vm* vm, uint32_t id, bool downstream,
-                             uint64_t* bytes) {
+  // Copies one direction through the filter: read a chunk, let the VM see it, write what it
+  // releases. Each read waits for the previous write: backpressure with at most kChunk bytes in
+  // flight.
+  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, Vm* vm, uint32_t id,
+                             bool downstream, uint64_t* bytes) {
     std::vector<char> buffer(kChunk);
     boost::system::error_code ignored;
     while (true) {
@@ -311,6 +333,7 @@ class Worker {
   size_t active_ = 0;
   size_t next_endpoint_ = 0;
   bool draining_ = false;
+  std::atomic<bool> finished_{false};
 };
 
 asio::awaitable<void> adminSession(tcp::socket socket, Stats& stats) {
@@ -347,10 +370,14 @@ asio::awaitable<void> adminLoop(tcp::acceptor& acceptor, Stats& stats) {
 int main(int argc, char** argv) {
   std::string config_path;
   int concurrency = 2;
-  CLI::App app{"tcpsteer-proxy: run a proxy-wasm network filter in front of tcp_proxy, from an Envoy static config"};
-  app.add_option("-c,--config", config_path, "Envoy bootstrap YAML (the supported subset: see host/README.md)")
+  CLI::App app{
+      "tcpsteer-proxy: run a proxy-wasm network filter in front of tcp_proxy, from an Envoy static "
+      "config"};
+  app.add_option("-c,--config", config_path,
+                 "Envoy bootstrap YAML (the supported subset: see host/README.md)")
       ->required();
-  app.add_option("--concurrency", concurrency, "worker threads, one wasm VM each")->check(CLI::Range(1, 64))
+  app.add_option("--concurrency", concurrency, "worker threads, one wasm VM each")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -369,7 +396,8 @@ int main(int argc, char** argv) {
     std::ifstream file(listener.wasm->filename, std::ios::binary);
     if (!file) {
       std::cerr << "tcpsteer-proxy: cannot read " << listener.wasm->filename
-                << " (vm_config.code.local.filename of listener " << listener.name << "); run make wasm\n";
+                << " (vm_config.code.local.filename of listener " << listener.name
+                << "); run make wasm\n";
       return 1;
     }
     std::stringstream bytes;
@@ -398,8 +426,8 @@ int main(int argc, char** argv) {
       if (!ec) admin->listen(64, ec);
     }
     if (ec) {
-      std::cerr << "tcpsteer-proxy: cannot listen on admin address " << config->admin->address << ":"
-                << config->admin->port << ": " << ec.message() << "\n";
+      std::cerr << "tcpsteer-proxy: cannot listen on admin address " << config->admin->address
+                << ":" << config->admin->port << ": " << ec.message() << "\n";
       return 1;
     }
     asio::co_spawn(main_io, adminLoop(*admin, stats), asio::detached);
@@ -407,22 +435,33 @@ int main(int argc, char** argv) {
   for (auto& worker : workers) worker->start();
   for (const auto& listener : config->listeners) {
     emit("[proxy] listening " + listener.name + " on " + listener.address.address + ":" +
-         std::to_string(listener.address.port) + (listener.wasm ? " with wasm filter " + listener.wasm->filename : ""));
+         std::to_string(listener.address.port) +
+         (listener.wasm ? " with wasm filter " + listener.wasm->filename : ""));
   }
+  // SIGTERM/SIGINT: stop accepting, let connections finish for up to 5 s, then stop. The main
+  // thread alone joins the workers.
   asio::signal_set signals(main_io, SIGTERM, SIGINT);
-  signals.async_wait([&](const boost::system::error_code&, int) {
+  asio::steady_timer drain_check(main_io);
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  std::function<void()> check_drained = [&] {
+    bool all_done =
+        std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w->finished(); });
+    if (all_done || std::chrono::steady_clock::now() >= deadline) {
+      main_io.stop();
+      return;
+    }
+    drain_check.expires_after(std::chrono::milliseconds(20));
+    drain_check.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) check_drained();
+    });
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
     emit("[proxy] draining");
     for (auto& worker : workers) worker->drain();
     if (admin) admin->close();
-    std::thread([&main_io, &workers] {
-      std::this_thread::sleep_for(std::chrono::seconds(5));  // drain deadline
-      for (auto& worker : workers) worker->stop();
-      main_io.stop();
-    }).detach();
-    std::thread([&main_io, &workers] {
-      for (auto& worker : workers) worker->join();
-      main_io.stop();
-    }).detach();
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    check_drained();
   });
   main_io.run();
   for (auto& worker : workers) worker->stop();
