@@ -17,14 +17,20 @@ struct ConfigError {
 }
 
 // Every mapping is closed: a field we do not model is an error, not silently ignored.
-void allowOnly(const YAML::Node& node, const std::string& path, std::set<std::string> allowed) {
+void allowOnly(const YAML::Node& node, const std::string& path,
+               const std::set<std::string>& allowed) {
   if (!node.IsMap()) fail(path, "must be a mapping");
   for (const auto& entry : node) {
     std::string key = entry.first.as<std::string>();
     if (!allowed.count(key)) {
       std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(path + "." + key, "not supported by tcpsteer-proxy; expected one of: " + list);
+      for (const auto& a : allowed) {
+        if (!list.empty()) list += ", ";
+        list += a;
+      }
+      std::string field = path;
+      field += "." + key;
+      fail(field, "not supported by tcpsteer-proxy; expected one of: " + list);
     }
   }
 }
@@ -53,6 +59,7 @@ SocketAddressConfig socketAddress(const YAML::Node& node, const std::string& pat
   try {
     port = required(sa, path + ".socket_address", "port_value").as<int>();
   } catch (const YAML::Exception&) {
+    port = -1;  // not an integer: reported just below
   }
   if (port < 0 || port > 65535)
     fail(path + ".socket_address.port_value", "must be a port from 0 to 65535");
@@ -68,6 +75,8 @@ uint32_t durationMs(const YAML::Node& node, const std::string& path) {
     if (text.size() > 1 && text.back() == 's')
       return static_cast<uint32_t>(std::stod(text.substr(0, text.size() - 1)) * 1000);
   } catch (const std::exception&) {
+    // not a number: reported just below
+    fail(path, "must be a duration such as 1s or 250ms");
   }
   fail(path, "must be a duration such as 1s or 250ms");
 }

@@ -37,7 +37,8 @@ using tcpsteer::host::EnvoyConfig;
 using tcpsteer::host::ListenerConfig;
 using tcpsteer::host::Vm;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kChunk = 64 * 1024;  // per read: bounds memory per connection and direction
+constexpr size_t kChunk =
+    size_t{64} * 1024;  // per read: bounds memory per connection and direction
 
 std::mutex g_output_mutex;
 void emit(const std::string& line) {
