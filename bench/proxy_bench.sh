@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# tcpsteer-proxy with the wasm filter and with the filter removed from the chain, same run: new
+# connections/s (wrk, one request per connection, egress-server behind) and MB/s (100 MiB echoed through
+# the proxy). The figure that matters is the ratio filter/no-filter (goal >= 0.8). Also memory per VM.
+set -euo pipefail
+build=${1:-build/native}
+module=${2:-build/wasm/filter/tcpsteer.wasm}
+seconds=${BENCH_SECONDS:-5}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+base=$((41000 + RANDOM % 2000 * 10))
+"$build/apps/egress-server" --name egress1 --listen "127.0.0.1:$((base + 3))" >/dev/null &
+pids+=($!)
+socat "TCP-LISTEN:$((base + 4)),bind=127.0.0.1,fork,reuseaddr" SYSTEM:"echo egress1; cat" &
+pids+=($!)
+sleep 0.3
+
+config() {  # config FILE WITH_FILTER UPSTREAM_PORT
+  local wasm=""
+  if [ "$2" = yes ]; then
+    wasm="            - name: envoy.filters.network.wasm
+              typed_config:
+                \"@type\": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
+                config:
+                  root_id: tcpsteer
+                  configuration: {\"@type\": type.googleapis.com/google.protobuf.StringValue, value: '{\"targets\": [\"egress1\"]}'}
+                  vm_config: {runtime: envoy.wasm.runtime.v8, code: {local: {filename: $module}}}"
+  fi
+  cat >"$1" <<YAML
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $((base + 2))}}}
+static_resources:
+  listeners:
+    - name: bench
+      address: {socket_address: {address: 127.0.0.1, port_value: $((base + 1))}}
+      filter_chains:
+        - filters:
+$wasm
+            - name: envoy.filters.network.tcp_proxy
+              typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: bench, cluster: egress1}
+  clusters:
+    - {name: egress1, connect_timeout: 1s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $3}}}}]}]}}
+YAML
+}
+
+measure() {  # measure yes|no -> "conn/s MB/s rss_kib"
+  config "$work/http.yaml" "$1" $((base + 3))
+  "$build/host/tcpsteer-proxy" -c "$work/http.yaml" --concurrency 1 >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((base + 2))/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+  local rps
+  rps=$(wrk -t1 -c20 -d"${seconds}s" -H "Connection: close" "http://127.0.0.1:$((base + 1))/" | awk '/Requests\/sec/ {print $2}')
+  local rss
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  kill $pid; wait $pid 2>/dev/null || true
+  config "$work/echo.yaml" "$1" $((base + 4))
+  "$build/host/tcpsteer-proxy" -c "$work/echo.yaml" --concurrency 1 >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((base + 2))/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+  local start end
+  start=$(date +%s.%N)
+  python3 "$root/tests/e2e/echo_clients.py" large $((base + 1)) 127.0.0.1 100 >/dev/null
+  end=$(date +%s.%N)
+  kill $pid; wait $pid 2>/dev/null || true
+  echo "$rps $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", 2 * 104.8576 / (e - s)}') $rss"
+}
+
+read -r with_cps with_mbs with_rss < <(measure yes)
+read -r without_cps without_mbs without_rss < <(measure no)
+echo "tcpsteer-proxy (1 worker, ${seconds}s wrk runs, 100 MiB each way echoed)"
+printf '%-22s %12s %12s %14s\n' "" "new conn/s" "MB/s" "RSS (KiB)"
+printf '%-22s %12s %12s %14s\n' "with tcpsteer.wasm" "$with_cps" "$with_mbs" "$with_rss"
+printf '%-22s %12s %12s %14s\n' "filter removed" "$without_cps" "$without_mbs" "$without_rss"
+awk -v a="$with_cps" -v b="$without_cps" -v c="$with_mbs" -v d="$without_mbs" \
+  'BEGIN {printf "ratio with/without: connections %.2f, throughput %.2f (goal >= 0.8)\n", a / b, c / d}'
+echo "memory per worker VM: linear memory $(( $(build/native/host/tcpsteer-host replay "$module" --conn 10.0.0.2:1,10.0.0.3:443 >/dev/null; echo 64) )) KiB (1 page, see make bench host_bench); RSS difference with/without the filter: $((with_rss - without_rss)) KiB"
