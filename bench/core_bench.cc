@@ -23,8 +23,8 @@ BENCHMARK(BM_DecideIstioPreset);
 void BM_DecideWithRules(benchmark::State& state) {
   tcpsteer::ConfigResult parsed =
       tcpsteer::parseConfig(R"({"targets": ["a-{port}", "b-{port}", "c-{port}"],
-      "rules": [{"source_cidr": "10.1.0.0/16", "target": "c"}, {"source_cidr": "fd00::/8", "target": "a"},
-                {"last_octet": [100, 199], "target": "b"}],
+      "rules": [{"source_cidr": "10.1.0.0/16", "target": 2}, {"source_cidr": "fd00::/8", "target": 0},
+                {"last_octet": [100, 199], "target": 1}],
       "port_map": {"443": 8443}, "match_ports": [443, 80]})");
   if (!parsed.config) {
     state.SkipWithError(parsed.error.message().c_str());
