@@ -14,6 +14,8 @@ failures=0
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 check() { if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi; }
+# The proxy writes a connection's access-log line after closing its sockets: poll for it (3 s at most).
+wait_for_log() { for _ in $(seq 60); do grep -q "$2" "$1" && return 0; sleep 0.05; done; return 1; }
 base=$((21000 + (RANDOM % 400) * 20))
 port() { echo $((base + $1)); }
 
@@ -91,14 +93,14 @@ check large-transfer-bounded-memory $?
 # 4. Prometheus stats carry the filter's counters under Envoy's names.
 stats=$(curl -s "http://127.0.0.1:$(port 2)/stats/prometheus")
 grep -q "^tcpsteer_routed_egress1 " <<<"$stats" && grep -q "^tcpsteer_routed_egress2 " <<<"$stats"; check prometheus-stats $?
-grep -q "\[access\] listener=main cluster=egress1 src=127.0.0.20:" "$work/a.log"; check access-log $?
+wait_for_log "$work/a.log" "\[access\] listener=main cluster=egress1 src=127.0.0.20:"; check access-log $?
 stop_proxy
 
 # 5. An egress that is down: the client is closed, the proxy logs the upstream failure.
 config "$work/b.yaml" '{"targets": ["egress1", "egress2", "egress3"]}' false "$module" "$(port 19)"
 start_proxy "$work/b.yaml" "$work/b.log"
 out=$(printf 'x' | timeout 5 socat - "TCP:127.0.0.1:$(port 1),bind=127.0.0.5" 2>&1)  # 5 % 3 = 2 -> egress3, down
-[ -z "$out" ] && sleep 0.2 && grep -q "upstream connect to 127.0.0.1:$(port 19) failed" "$work/b.log"; check egress-down $?
+[ -z "$out" ] && wait_for_log "$work/b.log" "upstream connect to 127.0.0.1:$(port 19) failed"; check egress-down $?
 # 6. N=3 targets: last octet mod 3.
 out=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1),bind=127.0.0.6" | head -1)  # 6 % 3 = 0
 [ "$out" = "egress1" ]; check three-targets-modulo $?
@@ -128,7 +130,7 @@ start_proxy "$work/f.yaml" "$work/f.log"
 first=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1)" | head -1)
 second=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1)" | head -1)   # traps
 third=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1)" | head -1)
-[ "$first" = "egress1" ] && [ -z "$second" ] && [ -z "$third" ] && grep -q "closed by the filter" "$work/f.log"
+[ "$first" = "egress1" ] && [ -z "$second" ] && [ -z "$third" ] && wait_for_log "$work/f.log" "closed by the filter"
 check trap-fail-closed $?
 stop_proxy
 config "$work/g.yaml" "" true "$modules/trap_on_connection.wasm"
