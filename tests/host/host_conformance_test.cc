@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
+#include "host/src/host_functions.h"
 #include "tcpsteer/host/vm.h"
 
 namespace tcpsteer::host {
@@ -39,6 +41,37 @@ bool contains(const std::vector<std::string>& lines, const std::string& fragment
     if (line.find(fragment) != std::string::npos) return true;
   }
   return false;
+}
+
+// The host's import table is exactly Envoy's list (tests/fixtures/envoy-host-imports.txt, copied
+// from the shared reference): same names, same signatures, WASI under both module names. Tier 3
+// WASI stubs are deliberately absent (Envoy 1.28-1.33 do not have them).
+TEST(HostLoad, ImportTableMatchesEnvoyList) {
+  std::ifstream file(std::string(TCPSTEER_FIXTURES) + "/envoy-host-imports.txt");
+  ASSERT_TRUE(file);
+  std::map<std::string, std::string> envoy;
+  std::string line;
+  while (std::getline(file, line)) {
+    size_t space = line.find(' ');
+    envoy[line.substr(0, space)] = line.substr(space + 1);
+  }
+  size_t checked = 0;
+  for (const HostFunctionSpec& spec : kHostFunctions) {
+    std::vector<std::string> names;
+    if (spec.module == "env") {
+      names.push_back("env." + std::string(spec.name));
+    } else {
+      names.push_back("wasi_snapshot_preview1." + std::string(spec.name));
+      names.push_back("wasi_unstable." + std::string(spec.name));
+    }
+    for (const std::string& name : names) {
+      auto it = envoy.find(name);
+      ASSERT_NE(it, envoy.end()) << name << " is not in Envoy's list";
+      EXPECT_EQ(it->second, spec.signature) << name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 46u + 2 * 18u);  // every env function, WASI tiers 1 and 2 under both modules
 }
 
 TEST(HostLoad, RefusesUnknownImportAndListsIt) {
