@@ -1,5 +1,6 @@
 // egress-server and demo-client over real sockets on loopback (ephemeral ports).
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <boost/asio.hpp>
@@ -25,8 +26,9 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
+// ctest runs each test in its own process, in parallel: names carry the pid so they never collide.
 std::string writeTemp(const std::string& name, const std::string& text) {
-  std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ::testing::TempDir() + "/" + std::to_string(::getpid()) + "-" + name;
   std::ofstream(path) << text;
   return path;
 }
