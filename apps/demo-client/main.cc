@@ -7,6 +7,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -29,6 +31,22 @@ double percentile(std::vector<double> values, double p) {
   return values[std::min(index, values.size() - 1)];
 }
 
+// Rewrites FILE after each round so a Kubernetes exec probe can check that the loop is alive
+// (the client serves no port an HTTP probe could use). Says once if the file cannot be written.
+void touchAliveFile(const std::string& path, uint64_t round, uint64_t errors) {
+  static bool warned = false;
+  std::ofstream out(path, std::ios::trunc);
+  out << "round=" << round << " errors=" << errors << " unix_time=" << std::time(nullptr) << '\n';
+  out.flush();
+  if (!out && !warned) {
+    warned = true;
+    std::fprintf(stderr,
+                 "demo-client: cannot write --alive-file %s; point it at a writable path (e.g. an "
+                 "emptyDir at /tmp)\n",
+                 path.c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,6 +56,7 @@ int main(int argc, char** argv) {
   uint64_t interval_ms = 2000;
   uint64_t timeout_ms = 5000;
   std::string expect;
+  std::string alive_file;
   bool json = false;
   bool raw = false;
   std::vector<std::string> schemes = {"http", "https"};
@@ -65,6 +84,8 @@ int main(int argc, char** argv) {
   app.add_option("--ca", options.ca_file, "PEM file of an extra trusted CA/certificate")
       ->check(CLI::ExistingFile);
   app.add_flag("--insecure", options.insecure, "do not verify the server certificate");
+  app.add_option("--alive-file", alive_file,
+                 "rewrite FILE after every round (for a liveness probe)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -108,6 +129,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
+    if (!alive_file.empty()) touchAliveFile(alive_file, round + 1, errors);
     if (count != 0 && round + 1 >= count) break;
     for (uint64_t waited = 0; waited < interval_ms && !g_stop; waited += 50) {
       std::this_thread::sleep_for(
