@@ -9,7 +9,12 @@ seconds=${BENCH_SECONDS:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 base=$((41000 + RANDOM % 2000 * 10))
 "$build/apps/egress-server" --name egress1 --listen "127.0.0.1:$((base + 3))" >/dev/null &
 pids+=($!)

@@ -12,6 +12,7 @@ build=${BUILD_DIR:-build/native}
 mode=${1:-run}
 work=$(mktemp -d)
 pids=()
+# shellcheck disable=SC2317  # reached through the traps below
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true

@@ -46,8 +46,8 @@ check client-expect-match $?
   --alive-file "$work/alive" >/dev/null
 grep -q "^round=2 errors=0 unix_time=" "$work/alive"; check client-alive-file $?
 "$client" --target 127.0.0.1 --http-port "$port_http" --insecure --once --schemes http --alive-file /proc/none/alive \
-  >/dev/null 2>"$work/alive.err"
-[ $? -eq 0 ] && grep -q "cannot write --alive-file /proc/none/alive" "$work/alive.err"; check client-alive-file-unwritable $?
+  >/dev/null 2>"$work/alive.err" && grep -q "cannot write --alive-file /proc/none/alive" "$work/alive.err"
+check client-alive-file-unwritable $?
 "$client" --target 127.0.0.1 --raw --raw-port "$port_http" --count 2 --interval-ms 10 --json >"$work/c.json"
 [ "$(grep -c '"egress":"egress2"' "$work/c.json")" -eq 2 ] && grep -q '"summary":true' "$work/c.json"; check client-raw-json $?
 

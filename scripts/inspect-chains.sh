@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Which filters does a sidecar run for a port, and is the wasm filter before tcp_proxy?
+#
+#   scripts/inspect-chains.sh POD [PORT] [-n NAMESPACE]     reads istio-proxy's config dump with kubectl
+#   scripts/inspect-chains.sh --file CONFIG_DUMP.json [PORT]  reads a saved dump (pilot-agent request GET config_dump)
+#
+# Without PORT: every listener with its filter chains. With PORT: the chains that serve that port, and a
+# verdict. Exit status: 0 the wasm filter runs before tcp_proxy on PORT (or no PORT given); 1 it does not;
+# 2 bad usage or unreadable dump.
+set -euo pipefail
+
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+die() { echo "inspect-chains: $*" >&2; exit 2; }
+
+file='' pod='' port='' namespace=tcpsteer
+while [ $# -gt 0 ]; do
+  case $1 in
+    --file) file=${2:-}; [ -n "$file" ] || die "--file needs a CONFIG_DUMP.json"; shift ;;
+    -n|--namespace) namespace=${2:-}; [ -n "$namespace" ] || die "$1 needs a namespace"; shift ;;
+    -h|--help) usage ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *)
+      if [ -z "$file" ] && [ -z "$pod" ]; then pod=$1
+      elif [ -z "$port" ]; then port=$1
+      else die "unexpected argument $1 (see --help)"; fi ;;
+  esac
+  shift
+done
+[ -n "$file" ] || [ -n "$pod" ] || usage
+[ -z "$port" ] || [[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]] || die "PORT must be a number 1-65535, not '$port'"
+command -v jq >/dev/null || die "jq is not installed (apt-get install jq)"
+
+if [ -n "$file" ]; then
+  [ -r "$file" ] || die "cannot read $file"
+  dump=$(cat "$file")
+else
+  command -v kubectl >/dev/null || die "kubectl is not installed; save a dump elsewhere and use --file"
+  # pilot-agent is in every istio-proxy image (curl is not in the distroless ones).
+  dump=$(kubectl -n "$namespace" exec "$pod" -c istio-proxy -- pilot-agent request GET config_dump) ||
+    die "could not read the config dump of $namespace/$pod (is it a pod with an istio-proxy sidecar?)"
+fi
+jq -e '.configs' >/dev/null 2>&1 <<<"$dump" || die "not an Envoy config dump (no .configs array)"
+
+# One JSON object per (listener, chain): name, port, chain label, filter names, kinds.
+# A filter is "wasm" when it is envoy.filters.network.wasm inline or delivered by ECDS (WasmPlugin).
+chains=$(jq -c '
+  def wasm_type: "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+  def kind:
+    if .name == "envoy.filters.network.wasm" or (.typed_config["@type"]? == wasm_type)
+       or ((.config_discovery.type_urls // []) | index(wasm_type)) then "wasm"
+    elif .name == "envoy.filters.network.tcp_proxy" then "tcp_proxy"
+    elif .name == "envoy.filters.network.http_connection_manager" then "hcm"
+    else "other" end;
+  .configs[] | select(.["@type"] | test("ListenersConfigDump"))
+  | ((.dynamic_listeners // [])[] | .active_state.listener), ((.static_listeners // [])[] | .listener)
+  | select(. != null)
+  | . as $l
+  | ($l.address.socket_address.port_value // 0) as $lport
+  | ([($l.filter_chains // [])[] | {c: ., default: false}] + (if $l.default_filter_chain then [{c: $l.default_filter_chain, default: true}] else [] end))[]
+  | {listener: $l.name,
+     port: (.c.filter_chain_match.destination_port // $lport),
+     chain: (if .default then "default chain" else (.c.name // "chain") end),
+     match: ((.c.filter_chain_match // {}) | del(.destination_port) | tostring),
+     filters: [(.c.filters // [])[] | if kind == "wasm" and .name != "envoy.filters.network.wasm"
+                                        then "\(.name) (wasm, from ECDS)" else .name end],
+     kinds: [(.c.filters // [])[] | kind]}
+' <<<"$dump")
+
+if [ -z "$port" ]; then
+  jq -r '"\(.listener)  [\(.chain)] port=\(.port)\(if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"' <<<"$chains"
+  exit 0
+fi
+
+selected=$(jq -c --argjson p "$port" 'select(.port == $p)' <<<"$chains")
+if [ -z "$selected" ]; then
+  echo "no listener or filter chain serves port $port (list them all: $0 ${file:+--file $file}${pod})"
+  exit 1
+fi
+found=0
+while IFS= read -r chain; do
+  jq -r '"\(.listener)  [\(.chain)]\(if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"' <<<"$chain"
+  verdict=$(jq -r '
+    (.kinds | index("wasm")) as $w | (.kinds | index("tcp_proxy")) as $t | (.kinds | index("hcm")) as $h
+    | if $w != null and $t != null and $w < $t then "ok: the wasm filter runs before tcp_proxy"
+      elif $w != null and $t != null then "PROBLEM: the wasm filter runs after tcp_proxy (too late: the upstream is already chosen)"
+      elif $h != null then "no wasm filter: HTTP connection manager chain (L7); a network filter here could not choose the upstream (docs/istio.md#port-80)"
+      elif $t != null then "no wasm filter before tcp_proxy on this chain"
+      else "no tcp_proxy on this chain" end' <<<"$chain")
+  echo "    => $verdict"
+  [[ $verdict == ok:* ]] && found=1
+done <<<"$selected"
+if ((found)); then exit 0; fi
+exit 1

@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# tcpsteer on kind + Istio, from a clean checkout to a verified demo.
+#
+#   scripts/kind-demo.sh up [--plugin envoyfilter|wasmplugin|wasmplugin-oci] [--port80] [--no-network-policies]
+#   scripts/kind-demo.sh verify [--port80]
+#   scripts/kind-demo.sh down
+#   scripts/kind-demo.sh verify --pod-ip IP --client-log FILE --proxy-log FILE [--port80]   (offline check)
+#
+# --dry-run (any command) prints every command instead of running it. Needs docker, kind, kubectl,
+# istioctl, openssl, jq and make; says how to get a missing one. docs/istio.md explains each step.
+set -euo pipefail
+
+# Names the manifests depend on (tests/manifests/validate_manifests.py checks that they agree).
+CLUSTER_NAME=${CLUSTER_NAME:-tcpsteer}
+NAMESPACE=tcpsteer
+IMAGE_TAG=0.1.0
+WASM_CONFIGMAP=tcpsteer-wasm
+WASM_KEY=tcpsteer.wasm
+CA_CONFIGMAP=demo-ca
+TLS_SECRET=egress-tls
+EXTERNAL_HOST=api.tcpsteer.example
+REGISTRY_NAME=kind-registry
+REGISTRY_HOST_PORT=5001
+MODULE=build/wasm/filter/tcpsteer.wasm
+MIN_KIND=0.20.0
+MIN_ISTIO=1.20.0
+MIN_KUBECTL=1.26.0
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dry_run=0
+plugin=envoyfilter
+port80=0
+network_policies=1
+pod_ip=''
+client_log=''
+proxy_log=''
+work=
+
+usage() {
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+die() { echo "kind-demo: $*" >&2; exit 1; }
+banner() { printf '\n==> %s\n' "$*"; }
+
+# run CMD...: runs it, or prints it under --dry-run.
+run() {
+  if ((dry_run)); then
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+  else
+    "$@"
+  fi
+}
+# run_pipe "A | B": a pipeline given as one string (printed as is under --dry-run).
+run_pipe() {
+  if ((dry_run)); then printf '+ %s\n' "$1"; else bash -o pipefail -c "$1"; fi
+}
+
+version_at_least() {  # version_at_least HAVE NEED
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]
+}
+
+need_tool() {  # need_tool NAME VERSION-COMMAND MIN-VERSION HOW-TO-GET
+  local name=$1 version_cmd=$2 min=$3 how=$4 have
+  if ! command -v "$name" >/dev/null 2>&1; then
+    if ((dry_run)); then echo "(dry run) $name is not installed: $how"; return 0; fi
+    die "$name is not installed. $how"
+  fi
+  [ -z "$min" ] && { echo "found $name"; return 0; }
+  have=$(bash -c "$version_cmd" 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1 || true)
+  if [ -z "$have" ]; then
+    echo "warning: could not read the version of $name (need >= $min)"
+  elif ! version_at_least "$have" "$min"; then
+    ((dry_run)) && { echo "(dry run) $name $have is older than $min: $how"; return 0; }
+    die "$name $have is older than $min. $how"
+  else
+    echo "found $name $have"
+  fi
+}
+
+check_tools() {
+  banner "checking tools"
+  need_tool docker "docker version --format '{{.Client.Version}}'" "" \
+    "Install Docker Engine: https://docs.docker.com/engine/install/"
+  need_tool kind "kind version" "$MIN_KIND" \
+    "Get it with: go install sigs.k8s.io/kind@v0.32.0 (or the binary from https://kind.sigs.k8s.io/docs/user/quick-start/)"
+  need_tool kubectl "kubectl version --client" "$MIN_KUBECTL" \
+    "Get it from https://kubernetes.io/docs/tasks/tools/"
+  need_tool istioctl "istioctl version --remote=false" "$MIN_ISTIO" \
+    "Get it with: curl -sL https://istio.io/downloadIstioctl | sh - && export PATH=\$HOME/.istioctl/bin:\$PATH (network WasmPlugin and set_envoy_filter_state need Istio >= $MIN_ISTIO)"
+  need_tool openssl "openssl version" "" "apt-get install openssl"
+  need_tool jq "jq --version" "" "apt-get install jq"
+  need_tool make "make --version" "" "apt-get install make (or run scripts/install-deps.sh)"
+  if ! ((dry_run)) && ! docker info >/dev/null 2>&1; then
+    die "docker is installed but its daemon does not answer (docker info failed): start Docker, or add yourself to the docker group"
+  fi
+}
+
+make_certificates() {  # a CA, and a certificate for the external host signed by it
+  banner "certificates: a demo CA and a certificate for $EXTERNAL_HOST (the egress servers present it)"
+  run openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tcpsteer demo CA" \
+    -keyout "$work/ca.key" -out "$work/ca.crt"
+  run openssl req -newkey rsa:2048 -nodes -subj "/CN=$EXTERNAL_HOST" \
+    -keyout "$work/tls.key" -out "$work/tls.csr"
+  run_pipe "printf 'subjectAltName=DNS:$EXTERNAL_HOST\n' > '$work/san.ext'"
+  run openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+    -days 30 -extfile "$work/san.ext" -out "$work/tls.crt"
+}
+
+apply_file() { run kubectl apply -f "$1"; }
+
+oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with the registry address and digest
+  banner "OCI module: local registry $REGISTRY_NAME, push, digest"
+  if ((dry_run)) || [ -z "$(docker ps -q -f "name=^${REGISTRY_NAME}$")" ]; then
+    run docker run -d --restart=always -p "127.0.0.1:$REGISTRY_HOST_PORT:5000" --name "$REGISTRY_NAME" registry:2
+  fi
+  run_pipe "docker network connect kind $REGISTRY_NAME 2>/dev/null || true"
+  run docker tag "tcpsteer/plugin:$IMAGE_TAG" "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG"
+  run docker push "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG"
+  local registry_ip=REGISTRY_IP digest=0000000000000000000000000000000000000000000000000000000000000000
+  if ! ((dry_run)); then
+    registry_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "$REGISTRY_NAME")
+    digest=$(docker inspect --format '{{index .RepoDigests 0}}' "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG")
+    digest=${digest##*sha256:}
+  else
+    echo "+ (the registry's address on the kind network and the pushed digest go into the WasmPlugin)"
+  fi
+  # Pods reach the registry by its address on the kind network; istio-agent must be told it is plain HTTP.
+  sed -e "s|oci://[^/]*/|oci://$registry_ip:5000/|" -e "s|sha256: \".*\"|sha256: \"$digest\"|" \
+    "$repo/deploy/k8s/wasmplugin-oci/50-wasmplugin-oci.yaml" >"$work/50-wasmplugin-oci.yaml"
+  run kubectl -n "$NAMESPACE" patch deployment demo-client --type merge -p \
+    "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"proxy.istio.io/config\":\"{\\\"holdApplicationUntilProxyStarts\\\": true, \\\"proxyMetadata\\\": {\\\"WASM_INSECURE_REGISTRIES\\\": \\\"$registry_ip:5000\\\"}}\"}}}}}"
+  apply_file "$repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml"
+  apply_file "$work/50-wasmplugin-oci.yaml"
+}
+
+cmd_up() {
+  check_tools
+  cd "$repo"
+  banner "building the module and the images"
+  run make wasm
+  run docker build -f deploy/docker/egress-server.Dockerfile -t "tcpsteer/egress-server:$IMAGE_TAG" .
+  run docker build -f deploy/docker/demo-client.Dockerfile -t "tcpsteer/demo-client:$IMAGE_TAG" .
+  if [ "$plugin" = wasmplugin-oci ]; then
+    run docker build -f deploy/docker/plugin.Dockerfile -t "tcpsteer/plugin:$IMAGE_TAG" .
+  fi
+
+  banner "kind cluster $CLUSTER_NAME"
+  if ! ((dry_run)) && kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+    echo "cluster $CLUSTER_NAME exists; reusing it"
+  else
+    run kind create cluster --config deploy/kind/cluster.yaml --name "$CLUSTER_NAME" --wait 180s
+  fi
+  run kubectl config use-context "kind-$CLUSTER_NAME"
+
+  banner "Istio (demo profile)"
+  run istioctl install --set profile=demo -y
+  run kubectl -n istio-system rollout status deployment/istiod --timeout=300s
+
+  banner "loading images into kind (no registry needed for the apps)"
+  run kind load docker-image "tcpsteer/egress-server:$IMAGE_TAG" --name "$CLUSTER_NAME"
+  run kind load docker-image "tcpsteer/demo-client:$IMAGE_TAG" --name "$CLUSTER_NAME"
+
+  banner "namespace $NAMESPACE"
+  apply_file deploy/k8s/base/00-namespace.yaml
+  make_certificates
+  banner "secrets and ConfigMaps: TLS for the egress servers, the CA for the client, the module for istio-proxy"
+  run_pipe "kubectl -n $NAMESPACE create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply -f -"
+  run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply -f -"
+  run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply -f -"
+
+  banner "manifests: base, then the filter ($plugin)$( ((port80)) && echo ', then the port-80 override')"
+  local file
+  for file in deploy/k8s/base/*.yaml; do
+    if [[ $file == *networkpolicy* ]] && ! ((network_policies)); then echo "skipping $file (--no-network-policies)"; continue; fi
+    apply_file "$file"
+  done
+  # A module change must restart the pods: istio-proxy reads the mounted file when the listener is built.
+  run kubectl -n "$NAMESPACE" rollout restart deployment/demo-client
+  case $plugin in
+    envoyfilter) apply_file deploy/k8s/envoyfilter/50-envoyfilter.yaml ;;
+    wasmplugin) apply_file deploy/k8s/wasmplugin/50-wasmplugin.yaml ;;
+    wasmplugin-oci) oci_plugin_manifest ;;
+  esac
+  if ((port80)); then
+    apply_file deploy/k8s/port80/20-serviceentry.yaml
+    apply_file deploy/k8s/port80/55-envoyfilter-port80.yaml
+  fi
+
+  banner "waiting for rollouts"
+  local deployment
+  for deployment in egress1 egress2 demo-client; do
+    run kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
+  done
+  cmd_verify
+}
+
+expected_egress() {  # the rule: even last octet -> egress1, odd -> egress2
+  local last=${1##*.}
+  [[ $last =~ ^[0-9]+$ ]] || die "not an IPv4 address: $1"
+  if ((10#$last % 2 == 0)); then echo egress1; else echo egress2; fi
+}
+
+# check_logs POD IP CLIENT-LOG PROXY-LOG: the client's answers and the filter's lines follow the rule.
+check_logs() {
+  local pod=$1 ip=$2 client=$3 proxy=$4 expected ok=0
+  expected=$(expected_egress "$ip")
+  echo "pod $pod ip $ip: last octet ${ip##*.} -> expected $expected"
+  local schemes=(https)
+  ((port80)) && schemes+=(http)
+  local scheme answers wrong errors
+  for scheme in "${schemes[@]}"; do
+    answers=$(jq -rR --arg s "$scheme" 'fromjson? | select(.scheme == $s and .ok == true) | .egress' "$client" | wc -l)
+    wrong=$(jq -rR --arg s "$scheme" --arg e "$expected" \
+      'fromjson? | select(.scheme == $s and .ok == true and .egress != $e) | .egress' "$client" | sort | uniq -c | xargs)
+    errors=$(jq -rR --arg s "$scheme" 'fromjson? | select(.scheme == $s and .ok == false) | .error' "$client" | sort | uniq -c | head -3 | xargs)
+    if ((answers == 0)); then
+      echo "  FAIL $scheme: no answer in the client's log${errors:+ (errors: $errors)}"; ok=1
+    elif [ -n "$wrong" ]; then
+      echo "  FAIL $scheme: $answers answers, but some from the wrong egress: $wrong"; ok=1
+    else
+      echo "  ok   $scheme: $answers answers, all from $expected"
+    fi
+  done
+  if ! ((port80)); then
+    local http
+    http=$(jq -rR 'fromjson? | select(.scheme == "http" and .ok == true) | .egress' "$client" | sort | uniq -c | xargs)
+    echo "  info http: ${http:-no answers} (port 80 goes through the HTTP connection manager, not the filter; --port80 changes that)"
+  fi
+  local lines targets
+  lines=$(grep -F "[TCP WASM] new connection src=$ip:" "$proxy" || true)
+  targets=$(grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | sort | uniq -c | xargs || true)
+  if [ -z "$lines" ]; then
+    echo "  FAIL filter: no '[TCP WASM] new connection src=$ip:' line in istio-proxy's log (see docs/istio.md#troubleshooting)"; ok=1
+  elif grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | grep -qvx "target=$expected"; then
+    echo "  FAIL filter: decisions $targets, expected only target=$expected"; ok=1
+  else
+    echo "  ok   filter: $(wc -l <<<"$lines") decision line(s), $targets"
+  fi
+  if ((port80)) && ! grep -qE ' dst=[^ ]*:80 .*target=' <<<"$lines"; then
+    echo "  FAIL filter: no decision for a port-80 connection (is port80/55-envoyfilter-port80.yaml applied?)"; ok=1
+  fi
+  return "$ok"
+}
+
+cmd_verify() {
+  if [ -n "$pod_ip" ]; then  # offline: check given logs
+    if [ ! -r "$client_log" ] || [ ! -r "$proxy_log" ]; then
+      die "--pod-ip needs --client-log FILE and --proxy-log FILE (files that exist)"
+    fi
+    check_logs "(logs)" "$pod_ip" "$client_log" "$proxy_log"
+    return
+  fi
+  banner "verify: each client pod's answers and the filter's decisions follow the even/odd rule"
+  if ((dry_run)); then
+    run kubectl -n "$NAMESPACE" get pods -l app=demo-client -o "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{'\n'}{end}"
+    run kubectl -n "$NAMESPACE" logs POD -c demo-client --since=10m
+    run kubectl -n "$NAMESPACE" logs POD -c istio-proxy --since=10m
+    return 0
+  fi
+  if ! ((port80)) && kubectl -n "$NAMESPACE" get envoyfilter tcpsteer-port80 >/dev/null 2>&1; then port80=1; fi
+  local pods failed=0 name ip attempt
+  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running \
+    -o "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{'\n'}{end}")
+  [ -n "$pods" ] || die "no running demo-client pod in namespace $NAMESPACE (kubectl -n $NAMESPACE get pods)"
+  while read -r name ip; do
+    # The client makes one round every 2 s; give it time for a few.
+    for attempt in 1 2 3 4 5 6; do
+      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log"
+      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log"
+      if check_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" >"$work/result" 2>&1; then break; fi
+      ((attempt < 6)) && sleep 5
+    done
+    cat "$work/result"
+    grep -q FAIL "$work/result" && failed=1
+  done <<<"$pods"
+  if ((failed)); then
+    echo; echo "verify: FAILED. Next: scripts/inspect-chains.sh POD 443 (is the wasm filter before tcp_proxy?) and docs/istio.md#troubleshooting"
+    return 1
+  fi
+  echo; echo "verify: every client pod was routed by the rule"
+}
+
+cmd_down() {
+  banner "deleting kind cluster $CLUSTER_NAME and the local registry"
+  run kind delete cluster --name "$CLUSTER_NAME"
+  if ((dry_run)) || docker ps -aq -f "name=^${REGISTRY_NAME}$" 2>/dev/null | grep -q .; then
+    run docker rm -f "$REGISTRY_NAME"
+  fi
+}
+
+[ $# -ge 1 ] || usage
+command=$1
+shift
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dry-run) dry_run=1 ;;
+    --plugin) plugin=${2:?--plugin needs envoyfilter, wasmplugin or wasmplugin-oci}; shift ;;
+    --plugin=*) plugin=${1#*=} ;;
+    --port80) port80=1 ;;
+    --no-network-policies) network_policies=0 ;;
+    --pod-ip) pod_ip=${2:?}; shift ;;
+    --client-log) client_log=${2:?}; shift ;;
+    --proxy-log) proxy_log=${2:?}; shift ;;
+    -h|--help) usage ;;
+    *) echo "kind-demo: unknown option $1" >&2; usage ;;
+  esac
+  shift
+done
+case $plugin in
+  envoyfilter|wasmplugin|wasmplugin-oci) ;;
+  *) die "--plugin must be envoyfilter, wasmplugin or wasmplugin-oci, not '$plugin'" ;;
+esac
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+((dry_run)) && echo "kind-demo: dry run: printing the commands of '$command' instead of running them"
+
+case $command in
+  up) cmd_up ;;
+  verify) cmd_verify ;;
+  down) cmd_down ;;
+  -h|--help|help) usage ;;
+  *) echo "kind-demo: unknown command '$command' (expected up, verify or down)" >&2; usage ;;
+esac

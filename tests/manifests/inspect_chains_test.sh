@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# scripts/inspect-chains.sh on config dumps shaped like an Istio sidecar's: the filter inserted by the
+# EnvoyFilter (inline) and by a WasmPlugin (ECDS) is found before tcp_proxy on 443; port 80 is the HTTP
+# connection manager; a filter after tcp_proxy is called out; bad input exits 2 with a message.
+set -uo pipefail
+script=$1
+fixtures=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passed=0
+check() {  # check NAME CONDITION-EXIT-CODE
+  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi
+}
+inspect() {  # inspect OUT EXIT ARGS...: runs the script, output to OUT; true if it exits with EXIT
+  local out=$1 want=$2 rc=0
+  shift 2
+  bash "$script" "$@" >"$out" 2>&1 || rc=$?
+  [ "$rc" -eq "$want" ]
+}
+
+inspect "$work/list" 0 --file "$fixtures/envoyfilter.json" &&
+  grep -q "^0.0.0.0_443 " "$work/list" && grep -q "^0.0.0.0_80 " "$work/list" &&
+  grep -q "^virtualOutbound " "$work/list" &&
+  grep -A1 "^198.18.0.10_443 " "$work/list" | grep -q "istio.stats -> envoy.filters.network.wasm -> envoy.filters.network.tcp_proxy"
+check lists-listeners-and-filters $?
+
+inspect "$work/443" 0 --file "$fixtures/envoyfilter.json" 443 &&
+  [ "$(grep -c "=> ok: the wasm filter runs before tcp_proxy" "$work/443")" -eq 2 ] &&
+  grep -A2 "^10.96.0.1_443 " "$work/443" | grep -q "=> no wasm filter before tcp_proxy"
+check port-443-envoyfilter-before-tcp-proxy $?
+
+inspect "$work/80" 1 --file "$fixtures/envoyfilter.json" 80 &&
+  grep -q "envoy.filters.network.http_connection_manager" "$work/80" &&
+  grep -q "=> no wasm filter: HTTP connection manager chain" "$work/80"
+check port-80-is-hcm-exit-1 $?
+
+inspect "$work/ecds" 0 --file "$fixtures/wasmplugin.json" 443 &&
+  grep -q "tcpsteer.tcpsteer (wasm, from ECDS) -> envoy.filters.network.tcp_proxy" "$work/ecds"
+check port-443-wasmplugin-ecds $?
+
+inspect "$work/after" 1 --file "$fixtures/wasm-after-tcp-proxy.json" 443 &&
+  grep -q "PROBLEM: the wasm filter runs after tcp_proxy" "$work/after"
+check wasm-after-tcp-proxy-exit-1 $?
+
+inspect "$work/none" 1 --file "$fixtures/envoyfilter.json" 9999 &&
+  grep -q "no listener or filter chain serves port 9999" "$work/none"
+check unknown-port-exit-1 $?
+
+printf '{"not": "a dump"}' >"$work/bad.json"
+inspect "$work/bad" 2 --file "$work/bad.json" &&
+  grep -q "not an Envoy config dump" "$work/bad"
+check not-a-dump-exit-2 $?
+printf 'garbage{' >"$work/garbage.json"
+inspect "$work/garbage" 2 --file "$work/garbage.json" 443 &&
+  grep -q "not an Envoy config dump" "$work/garbage"
+check garbage-exit-2 $?
+inspect "$work/port" 2 --file "$fixtures/envoyfilter.json" 70000 &&
+  grep -q "PORT must be a number 1-65535, not '70000'" "$work/port"
+check bad-port-exit-2 $?
+inspect "$work/missing" 2 --file "$work/absent.json" &&
+  grep -q "cannot read $work/absent.json" "$work/missing"
+check missing-file-exit-2 $?
+inspect "$work/usage" 2 &&
+  grep -q "inspect-chains.sh POD \[PORT\]" "$work/usage"
+check no-arguments-prints-usage $?
+
+echo "inspect-chains.sh: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# scripts/kind-demo.sh without a cluster: --dry-run prints the expected command sequence for each
+# variant; usage errors say what was wrong; `verify` judges real logs: the client's lines come from the
+# real demo-client talking to a real egress-server, the filter's lines from the real tcpsteer.wasm
+# (configured with the EnvoyFilter's own configuration) wrapped in istio-proxy's log format.
+set -uo pipefail
+repo=$1
+server=$2
+client=$3
+host=$4
+module=$5
+script=$repo/scripts/kind-demo.sh
+work=$(mktemp -d)
+failures=0
+passed=0
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+check() {  # check NAME CONDITION-EXIT-CODE
+  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi
+}
+# in_order FILE PATTERN...: every fixed-string pattern occurs on a "+ " line, in this order.
+in_order() {
+  local file=$1 line=0 next
+  shift
+  for pattern in "$@"; do
+    next=$(grep -nF -- "$pattern" "$file" | grep -E '^[0-9]+:\+ ' | awk -F: -v after="$line" '$1 > after {print $1; exit}')
+    if [ -z "$next" ]; then echo "  missing (after line $line): $pattern"; return 1; fi
+    line=$next
+  done
+}
+
+# --- dry runs ---------------------------------------------------------------------------------------
+bash "$script" up --dry-run >"$work/up.txt" 2>&1
+check dry-run-up-exit-0 $?
+in_order "$work/up.txt" \
+  "+ make wasm" \
+  "+ docker build -f deploy/docker/egress-server.Dockerfile -t tcpsteer/egress-server:0.1.0 ." \
+  "+ docker build -f deploy/docker/demo-client.Dockerfile -t tcpsteer/demo-client:0.1.0 ." \
+  "+ kind create cluster --config deploy/kind/cluster.yaml --name tcpsteer" \
+  "+ istioctl install --set profile=demo -y" \
+  "+ kubectl -n istio-system rollout status deployment/istiod" \
+  "+ kind load docker-image tcpsteer/egress-server:0.1.0 --name tcpsteer" \
+  "+ kind load docker-image tcpsteer/demo-client:0.1.0 --name tcpsteer" \
+  "+ kubectl apply -f deploy/k8s/base/00-namespace.yaml" \
+  "+ openssl req -x509" \
+  "create secret tls egress-tls" \
+  "create configmap demo-ca --from-file=ca.crt=" \
+  "create configmap tcpsteer-wasm --from-file=tcpsteer.wasm=build/wasm/filter/tcpsteer.wasm" \
+  "+ kubectl apply -f deploy/k8s/base/10-egress.yaml" \
+  "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
+  "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" \
+  "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" \
+  "+ kubectl apply -f deploy/k8s/envoyfilter/50-envoyfilter.yaml" \
+  "+ kubectl -n tcpsteer rollout status deployment/egress1" \
+  "+ kubectl -n tcpsteer rollout status deployment/demo-client" \
+  "+ kubectl -n tcpsteer get pods -l app=demo-client" \
+  "+ kubectl -n tcpsteer logs POD -c istio-proxy"
+check dry-run-up-sequence $?
+grep -q "^==> checking tools" "$work/up.txt" && grep -q "^==> verify" "$work/up.txt"; check dry-run-banners $?
+! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
+
+bash "$script" up --dry-run --plugin wasmplugin --port80 --no-network-policies >"$work/up2.txt" 2>&1
+in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" \
+  "+ kubectl apply -f deploy/k8s/port80/20-serviceentry.yaml" "+ kubectl apply -f deploy/k8s/port80/55-envoyfilter-port80.yaml" &&
+  ! grep -q "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" "$work/up2.txt" &&
+  ! grep -q "envoyfilter/50-envoyfilter.yaml" "$work/up2.txt"
+check dry-run-wasmplugin-port80-no-policies $?
+
+bash "$script" up --dry-run --plugin=wasmplugin-oci >"$work/up3.txt" 2>&1
+in_order "$work/up3.txt" "+ docker build -f deploy/docker/plugin.Dockerfile -t tcpsteer/plugin:0.1.0 ." \
+  "+ docker run -d --restart=always -p 127.0.0.1:5001:5000 --name kind-registry registry:2" \
+  "+ docker push localhost:5001/tcpsteer/plugin:0.1.0" "WASM_INSECURE_REGISTRIES" \
+  "+ kubectl apply -f $repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml" "50-wasmplugin-oci.yaml"
+check dry-run-wasmplugin-oci $?
+
+bash "$script" down --dry-run >"$work/down.txt" 2>&1
+in_order "$work/down.txt" "+ kind delete cluster --name tcpsteer" "+ docker rm -f kind-registry"
+check dry-run-down $?
+
+# --- usage errors -----------------------------------------------------------------------------------
+bash "$script" launch >"$work/e1.txt" 2>&1
+[ $? -eq 2 ] && grep -q "unknown command 'launch' (expected up, verify or down)" "$work/e1.txt"
+check unknown-command-exit-2 $?
+bash "$script" up --plugin bogus --dry-run >"$work/e2.txt" 2>&1
+[ $? -eq 1 ] && grep -q "plugin must be envoyfilter, wasmplugin or wasmplugin-oci, not 'bogus'" "$work/e2.txt"
+check bad-plugin-exit-1 $?
+bash "$script" verify --pod-ip 10.244.0.12 >"$work/e3.txt" 2>&1
+[ $? -eq 1 ] && grep -q "needs --client-log FILE and --proxy-log FILE" "$work/e3.txt"
+check verify-offline-needs-logs $?
+# A PATH with the shell's basics but no docker/kind/istioctl: the first missing tool stops `up`.
+mkdir -p "$work/bin"
+for tool in bash sed dirname mktemp rm grep sort head cat jq openssl make; do ln -sf "$(command -v "$tool")" "$work/bin/$tool"; done
+PATH=$work/bin "$work/bin/bash" "$script" up >"$work/e4.txt" 2>&1
+[ $? -eq 1 ] && grep -q "kind-demo: docker is not installed. Install Docker Engine: https://docs.docker.com/engine/install/" "$work/e4.txt"
+check missing-tool-says-how-to-get-it $?
+
+# --- verify on real logs ----------------------------------------------------------------------------
+start_server() {  # start_server NAME -> sets port_http port_tls
+  local name=$1 log=$work/$1.log
+  for _ in 1 2 3 4 5; do
+    port_http=$((20000 + RANDOM % 20000)); port_tls=$((port_http + 1))
+    "$server" --name "$name" --listen "127.0.0.1:$port_http" --listen "127.0.0.1:$port_tls" >"$log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do grep -q "127.0.0.1:$port_tls" "$log" 2>/dev/null && break; sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null && grep -q "127.0.0.1:$port_tls" "$log"; then pids+=("$pid"); return 0; fi
+  done
+  echo "could not start $server"; exit 1
+}
+client_log() {  # client_log EGRESS FILE: three rounds of the real client against the named server
+  start_server "$1"
+  "$client" --target 127.0.0.1 --http-port "$port_http" --https-port "$port_tls" --insecure --json --count 3 \
+    --interval-ms 10 >"$2"
+}
+proxy_log() {  # proxy_log SOURCE-IP PORT FILE [ENVOYFILTER]: the real module's decision lines, as istio-proxy logs them
+  local config
+  config=$(python3 -c 'import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+print(doc["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["config"]["configuration"]["value"])' \
+    "$repo/deploy/k8s/${4:-envoyfilter/50-envoyfilter.yaml}")
+  "$host" replay "$module" --root-id tcpsteer --config "$config" \
+    --conn "$1:40000,198.18.0.10:$2" --conn "$1:40002,198.18.0.10:$2" |
+    jq -r 'select(.event == "log") | "2026-11-26T08:30:01.000000Z\t\(.level)\tenvoy wasm external/envoy/source/extensions/common/wasm/context.cc:1204\twasm log tcpsteer tcpsteer: \(.message)\tthread=21"' >"$3"
+}
+
+client_log egress1 "$work/client-egress1.log"
+client_log egress2 "$work/client-egress2.log"
+proxy_log 10.244.0.12 443 "$work/proxy-even.log"
+proxy_log 10.244.0.13 443 "$work/proxy-odd.log"
+grep -q "target=egress1" "$work/proxy-even.log" && grep -q "target=egress2" "$work/proxy-odd.log"
+check real-module-log-lines $?
+
+bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/client-egress1.log" --proxy-log "$work/proxy-even.log" >"$work/v1.txt" 2>&1 &&
+  grep -q "ok   https: 3 answers, all from egress1" "$work/v1.txt" && grep -q "ok   filter: 2 decision line(s)" "$work/v1.txt" &&
+  grep -q "info http: 3 egress1 (port 80 goes through the HTTP connection manager" "$work/v1.txt"
+check verify-even-pod-ok $?
+bash "$script" verify --pod-ip 10.244.0.13 --client-log "$work/client-egress2.log" --proxy-log "$work/proxy-odd.log" >"$work/v2.txt" 2>&1
+check verify-odd-pod-ok $?
+bash "$script" verify --pod-ip 10.244.0.13 --client-log "$work/client-egress1.log" --proxy-log "$work/proxy-odd.log" >"$work/v3.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL https: 3 answers, but some from the wrong egress: 3 egress1" "$work/v3.txt"
+check verify-wrong-egress-fails $?
+bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/client-egress1.log" --proxy-log "$work/proxy-odd.log" >"$work/v4.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL filter: no '\[TCP WASM\] new connection src=10.244.0.12:' line" "$work/v4.txt"
+check verify-missing-filter-lines-fails $?
+sed 's/target=egress1/target=egress2/' "$work/proxy-even.log" >"$work/proxy-even-wrong.log"
+bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/client-egress1.log" --proxy-log "$work/proxy-even-wrong.log" >"$work/v5.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL filter: decisions 2 target=egress2, expected only target=egress1" "$work/v5.txt"
+check verify-wrong-filter-decision-fails $?
+# With the port-80 override the HTTP answers and the filter's port-80 decisions must follow the rule too.
+bash "$script" verify --port80 --pod-ip 10.244.0.13 --client-log "$work/client-egress2.log" --proxy-log "$work/proxy-odd.log" >"$work/v6.txt" 2>&1
+[ $? -eq 1 ] && grep -q "ok   http: 3 answers, all from egress2" "$work/v6.txt" && grep -q "FAIL filter: no decision for a port-80" "$work/v6.txt"
+check verify-port80-needs-port80-decisions $?
+proxy_log 10.244.0.13 80 "$work/proxy-odd-80.log" port80/55-envoyfilter-port80.yaml
+cat "$work/proxy-odd.log" "$work/proxy-odd-80.log" >"$work/proxy-odd-both.log"
+bash "$script" verify --port80 --pod-ip 10.244.0.13 --client-log "$work/client-egress2.log" --proxy-log "$work/proxy-odd-both.log" >"$work/v6b.txt" 2>&1
+check verify-port80-ok $?
+: >"$work/empty.log"
+bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/empty.log" --proxy-log "$work/proxy-even.log" >"$work/v7.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL https: no answer in the client's log" "$work/v7.txt"
+check verify-no-answers-fails $?
+
+echo "kind-demo.sh: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]

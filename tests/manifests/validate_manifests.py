@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""Offline checks of the Kubernetes/Istio deployment (deploy/k8s, deploy/kind, deploy/docker).
+
+1. Every YAML document validates against the strict schema for its apiVersion/kind (vendored in
+   tests/fixtures/schemas); the wasm filter inserted by an EnvoyFilter validates against Envoy's schema.
+2. Names that must agree do: filter target clusters vs Services and ports, listener names vs the
+   ServiceEntry, ConfigMap/mount path/module file name, images vs Dockerfiles, selectors vs labels.
+3. Every pod carries the security settings, resources and probes the project requires.
+4. With --host/--module: every filter configuration in the manifests is loaded by the real module in
+   tcpsteer-host, and the clusters it picks for an even and an odd source are the expected egress.
+
+--self-test breaks the manifests in memory, one way at a time, and fails unless each break is reported:
+the checks above are shown to be able to fail. Exit status: 0 clean, 1 problems found, 2 bad usage.
+"""
+import argparse
+import copy
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import jsonschema
+import yaml
+
+NAMESPACE = "tcpsteer"
+WASM_FILTER = "envoy.filters.network.wasm"
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+# apiVersion/kind -> schema file under the schema directory.
+SCHEMAS = {
+    ("v1", "Namespace"): "kubernetes/v1.32.2-standalone-strict/namespace-v1.json",
+    ("v1", "ServiceAccount"): "kubernetes/v1.32.2-standalone-strict/serviceaccount-v1.json",
+    ("v1", "Service"): "kubernetes/v1.32.2-standalone-strict/service-v1.json",
+    ("v1", "ConfigMap"): "kubernetes/v1.32.2-standalone-strict/configmap-v1.json",
+    ("apps/v1", "Deployment"): "kubernetes/v1.32.2-standalone-strict/deployment-apps-v1.json",
+    ("networking.k8s.io/v1", "NetworkPolicy"):
+        "kubernetes/v1.32.2-standalone-strict/networkpolicy-networking-v1.json",
+    ("networking.istio.io/v1beta1", "ServiceEntry"):
+        "istio/v1.30.3/networking.istio.io/serviceentry_v1beta1.json",
+    ("networking.istio.io/v1", "ServiceEntry"): "istio/v1.30.3/networking.istio.io/serviceentry_v1.json",
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"):
+        "istio/v1.30.3/networking.istio.io/envoyfilter_v1alpha3.json",
+    ("extensions.istio.io/v1alpha1", "WasmPlugin"):
+        "istio/v1.30.3/extensions.istio.io/wasmplugin_v1alpha1.json",
+    ("kind.x-k8s.io/v1alpha4", "Cluster"): "kind/v0.32.0/kind.x-k8s.io/cluster_v1alpha4.json",
+}
+ENVOY_WASM_SCHEMA = "envoy/data-plane-api-84e8436/network-filter-wasm.json"
+# Folders applied on top of base/, and which of them can be combined (port80 overlays any plugin set).
+PLUGIN_SETS = ["envoyfilter", "wasmplugin", "wasmplugin-oci"]
+OVERLAY_SETS = ["port80"]
+CLUSTER_RE = re.compile(r"^outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$")
+
+
+class Doc:
+    """One YAML document and where it came from."""
+
+    def __init__(self, path, index, body):
+        self.path, self.index, self.body = path, index, body
+
+    @property
+    def where(self):
+        name = self.body.get("metadata", {}).get("name", "?") if isinstance(self.body, dict) else "?"
+        return f"{self.path}#{self.index} ({self.kind}/{name})"
+
+    @property
+    def kind(self):
+        return self.body.get("kind", "?") if isinstance(self.body, dict) else "?"
+
+    @property
+    def name(self):
+        return self.body.get("metadata", {}).get("name")
+
+
+def load_docs(repo):
+    docs = {}
+    k8s = repo / "deploy" / "k8s"
+    for folder in sorted(p for p in k8s.iterdir() if p.is_dir()):
+        docs[folder.name] = []
+        for path in sorted(folder.glob("*.yaml")):
+            for index, body in enumerate(yaml.safe_load_all(path.read_text())):
+                if body is not None:
+                    docs[folder.name].append(Doc(str(path.relative_to(repo)), index, body))
+    kind_path = repo / "deploy" / "kind" / "cluster.yaml"
+    docs["kind"] = [Doc(str(kind_path.relative_to(repo)), 0, yaml.safe_load(kind_path.read_text()))]
+    return docs
+
+
+class Checker:
+    def __init__(self, repo, schema_dir, host=None, module=None):
+        self.repo, self.schema_dir, self.host, self.module = repo, schema_dir, host, module
+        self.errors = []
+        self._schemas = {}
+
+    def error(self, where, message):
+        self.errors.append(f"{where}: {message}")
+
+    def schema(self, relative):
+        if relative not in self._schemas:
+            self._schemas[relative] = json.loads((self.schema_dir / relative).read_text())
+        return self._schemas[relative]
+
+    # ---- 1. schemas ------------------------------------------------------------------------------
+    def validate_schema(self, doc):
+        body = doc.body
+        if not isinstance(body, dict):
+            self.error(doc.where, "not a mapping")
+            return
+        key = (body.get("apiVersion"), body.get("kind"))
+        if key not in SCHEMAS:
+            self.error(doc.where, f"no schema for apiVersion/kind {key}; add it to SCHEMAS or fix the document")
+            return
+        self.report_schema_errors(doc.where, self.schema(SCHEMAS[key]), body)
+        if body.get("kind") == "EnvoyFilter":
+            for i, patch in enumerate(body.get("spec", {}).get("configPatches", [])):
+                value = patch.get("patch", {}).get("value", {})
+                if patch.get("applyTo") == "NETWORK_FILTER" and value.get("name") == WASM_FILTER:
+                    self.report_schema_errors(f"{doc.where} configPatches[{i}].patch.value",
+                                              self.schema(ENVOY_WASM_SCHEMA), value)
+
+    def report_schema_errors(self, where, schema, body):
+        validator = jsonschema.Draft7Validator(schema)
+        for err in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
+            path = ".".join(str(p) for p in err.absolute_path) or "(document)"
+            self.error(where, f"schema: at {path}: {err.message[:300]}")
+
+    # ---- 2. consistency within one applied set ---------------------------------------------------
+    def check_set(self, label, docs):
+        by_kind = {}
+        for doc in docs:
+            by_kind.setdefault(doc.kind, []).append(doc)
+        services = {d.name: d for d in by_kind.get("Service", [])}
+        deployments = by_kind.get("Deployment", [])
+        entries = by_kind.get("ServiceEntry", [])
+        where = f"[{label}]"
+
+        for doc in docs:
+            ns = doc.body.get("metadata", {}).get("namespace")
+            if doc.kind != "Namespace" and ns != NAMESPACE:
+                self.error(doc.where, f"namespace is {ns!r}, expected {NAMESPACE!r} (one namespace holds the demo)")
+        namespaces = [d for d in by_kind.get("Namespace", []) if d.name == NAMESPACE]
+        if not namespaces:
+            self.error(where, f"no Namespace {NAMESPACE}")
+        elif namespaces[0].body["metadata"].get("labels", {}).get("istio-injection") != "enabled":
+            self.error(namespaces[0].where, "label istio-injection: enabled is missing (the client needs its sidecar)")
+
+        if len(entries) != 1:
+            self.error(where, f"expected exactly one ServiceEntry in effect, found {len(entries)}")
+            return
+        entry = entries[0].body["spec"]
+        entry_ports = {p["number"]: p for p in entry.get("ports", [])}
+        addresses = entry.get("addresses", [])
+
+        # Services select pods; target ports exist on those pods.
+        for name, svc in services.items():
+            selector = svc.body["spec"].get("selector", {})
+            matches = [d for d in deployments if labels_match(selector, pod_labels(d))]
+            if len(matches) != 1:
+                self.error(svc.where, f"selector {selector} matches {len(matches)} Deployments, expected 1")
+                continue
+            ports = container_ports(matches[0])
+            for port in svc.body["spec"].get("ports", []):
+                target = port.get("targetPort", port["port"])
+                if target not in ports and target not in ports.values():
+                    self.error(svc.where, f"targetPort {target!r} is not a container port of {matches[0].name}")
+
+        for dep in deployments:
+            selector = dep.body["spec"]["selector"].get("matchLabels", {})
+            if not labels_match(selector, pod_labels(dep)):
+                self.error(dep.where, f"spec.selector {selector} does not match the pod template labels")
+
+        # Where the filter is configured, and with what.
+        client = [d for d in deployments if pod_labels(d).get("sidecar.istio.io/inject") == "true"]
+        if len(client) != 1:
+            self.error(where, f"expected one Deployment with sidecar.istio.io/inject=true, found {len(client)}")
+            return
+        client = client[0]
+        mount = wasm_mount(self, client)
+        names = script_names(self)
+        for doc in by_kind.get("EnvoyFilter", []):
+            spec = doc.body["spec"]
+            self.check_selector(doc, spec.get("workloadSelector", {}).get("labels", {}), client, deployments)
+            for i, patch in enumerate(spec.get("configPatches", [])):
+                self.check_envoyfilter_patch(f"{doc.where} configPatches[{i}]", patch, addresses, entry_ports,
+                                             services, mount, names)
+        for doc in by_kind.get("WasmPlugin", []):
+            spec = doc.body["spec"]
+            self.check_selector(doc, spec.get("selector", {}).get("matchLabels", {}), client, deployments)
+            if spec.get("type") != "NETWORK":
+                self.error(doc.where, "type must be NETWORK (the default, HTTP, never reaches tcp_proxy chains)")
+            ports = [p["number"] for m in spec.get("match", []) for p in m.get("ports", [])]
+            for port in ports:
+                self.check_tcp_port(doc.where, port, entry_ports)
+            url = spec.get("url", "")
+            if url.startswith("file://"):
+                expected = f"file://{mount[1]}/{names['WASM_KEY']}" if mount else None
+                if mount and url != expected:
+                    self.error(doc.where, f"url {url} does not match the mounted module {expected}")
+            elif url.startswith("oci://"):
+                self.check_oci(doc, url)
+            self.check_filter_config(doc.where, json.dumps(spec.get("pluginConfig", {})), ports, services)
+        plugins = len(by_kind.get("EnvoyFilter", [])) + len(by_kind.get("WasmPlugin", []))
+        if plugins == 0:
+            self.error(where, "no EnvoyFilter or WasmPlugin installs the filter")
+
+        for doc in by_kind.get("NetworkPolicy", []):
+            selector = doc.body["spec"].get("podSelector", {})
+            if not any(selector_matches(selector, pod_labels(d)) for d in deployments):
+                self.error(doc.where, f"podSelector {selector} selects no pod of the demo")
+
+    def check_selector(self, doc, selector, client, deployments):
+        selected = [d for d in deployments if labels_match(selector, pod_labels(d))]
+        if selected != [client]:
+            self.error(doc.where, f"selector {selector} must select exactly the client pods ({client.name}), "
+                       f"selects {[d.name for d in selected]}")
+
+    def check_tcp_port(self, where, port, entry_ports):
+        entry_port = entry_ports.get(port)
+        if entry_port is None:
+            self.error(where, f"port {port} is not a port of the ServiceEntry")
+        elif entry_port.get("protocol") not in ("TCP", "TLS", "HTTPS"):
+            self.error(where, f"port {port} is {entry_port.get('protocol')} in the ServiceEntry: its listener uses "
+                       "the HTTP connection manager, not tcp_proxy, so the filter cannot reroute it")
+
+    def check_envoyfilter_patch(self, where, patch, addresses, entry_ports, services, mount, names):
+        match = patch.get("match", {})
+        listener = match.get("listener", {})
+        value = patch.get("patch", {}).get("value", {})
+        if patch.get("applyTo") != "NETWORK_FILTER" or value.get("name") != WASM_FILTER:
+            self.error(where, "expected applyTo NETWORK_FILTER inserting envoy.filters.network.wasm")
+            return
+        if match.get("context") != "SIDECAR_OUTBOUND":
+            self.error(where, "match.context must be SIDECAR_OUTBOUND (the client's outbound connections)")
+        if patch["patch"].get("operation") != "INSERT_BEFORE":
+            self.error(where, "patch.operation must be INSERT_BEFORE (the filter state must exist before tcp_proxy)")
+        filter_name = listener.get("filterChain", {}).get("filter", {}).get("name")
+        if filter_name != TCP_PROXY:
+            self.error(where, f"filterChain.filter.name is {filter_name!r}; Istio compares exact strings and "
+                       f"only {TCP_PROXY!r} matches")
+        port = listener.get("portNumber")
+        self.check_tcp_port(where, port, entry_ports)
+        expected_names = {f"{address}_{port}" for address in addresses}
+        if listener.get("name") not in expected_names:
+            self.error(where, f"listener.name {listener.get('name')!r} is not one of the ServiceEntry's listeners "
+                       f"{sorted(expected_names)}")
+        config = value.get("typed_config", {}).get("config", {})
+        filename = config.get("vm_config", {}).get("code", {}).get("local", {}).get("filename")
+        if mount:
+            expected = f"{mount[1]}/{names['WASM_KEY']}"
+            if filename != expected:
+                self.error(where, f"vm_config.code.local.filename {filename!r} is not the mounted module {expected!r}")
+        configuration = config.get("configuration", {})
+        if configuration.get("@type") != "type.googleapis.com/google.protobuf.StringValue":
+            self.error(where, "configuration must be a google.protobuf.StringValue (the filter reads JSON text)")
+            return
+        self.check_filter_config(where, configuration.get("value", ""), [port], services)
+
+    def check_filter_config(self, where, text, listener_ports, services):
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as e:
+            self.error(where, f"filter configuration is not JSON: {e}")
+            return
+        if not isinstance(config, dict):
+            return
+        match_ports = config.get("match_ports")
+        if match_ports is not None:
+            for port in listener_ports:
+                if port not in match_ports:
+                    self.error(where, f"the filter is installed on port {port} but its match_ports {match_ports} "
+                               "skip that port")
+        port_map = {int(k): v for k, v in config.get("port_map", {}).items()}
+        for target in config.get("targets", []):
+            template = target["cluster"] if isinstance(target, dict) else target
+            for port in listener_ports:
+                cluster = template.replace("{port}", str(port_map.get(port, port)))
+                self.check_cluster(where, cluster, services)
+        if self.host and self.module:
+            self.replay(where, text, listener_ports, services)
+
+    def check_cluster(self, where, cluster, services):
+        m = CLUSTER_RE.match(cluster)
+        if not m:
+            self.error(where, f"cluster {cluster!r} is not an Istio outbound cluster name outbound|PORT||NAME.NS.svc.cluster.local")
+            return
+        port, name, ns = int(m.group(1)), m.group(2), m.group(3)
+        svc = services.get(name)
+        if ns != NAMESPACE or svc is None:
+            self.error(where, f"cluster {cluster!r} names Service {name}.{ns}, which the manifests do not define")
+        elif port not in [p["port"] for p in svc.body["spec"]["ports"]]:
+            self.error(where, f"cluster {cluster!r}: Service {name} has no port {port}")
+
+    def replay(self, where, text, listener_ports, services):
+        """The real module takes the configuration and routes an even and an odd source as the rule says."""
+        for port in listener_ports:
+            conns = ["--conn", f"10.244.0.12:40000,198.18.0.10:{port}", "--conn", f"10.244.0.13:40001,198.18.0.10:{port}"]
+            run = subprocess.run([self.host, "replay", self.module, "--root-id", "tcpsteer", "--config", text] + conns,
+                                 capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                lines = [json.loads(line).get("message", line) for line in run.stdout.splitlines() if '"log"' in line]
+                self.error(where, f"tcpsteer.wasm refuses this configuration (exit {run.returncode}): "
+                           f"{' | '.join(lines) or run.stderr.strip()}")
+                continue
+            events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+            clusters = [e.get("cluster") for e in events if e.get("event") == "connection"]
+            for cluster, egress in zip(clusters, ["egress1", "egress2"]):
+                if cluster is None or not CLUSTER_RE.match(cluster) or CLUSTER_RE.match(cluster).group(2) != egress:
+                    self.error(where, f"tcpsteer.wasm routed {'an even' if egress == 'egress1' else 'an odd'} "
+                               f"source on port {port} to {cluster!r}, expected {egress}")
+                else:
+                    self.check_cluster(where, cluster, services)
+
+    def check_oci(self, doc, url):
+        m = re.match(r"^oci://[^/]+/(.+):([^:@/]+)$", url)
+        if not m:
+            self.error(doc.where, f"url {url} is not oci://REGISTRY/REPOSITORY:TAG")
+            return
+        self.check_image(doc.where, f"{m.group(1)}:{m.group(2)}")
+        if not re.fullmatch(r"[0-9a-f]{64}", doc.body["spec"].get("sha256", "")):
+            self.error(doc.where, "the OCI form must carry sha256 (64 hex digits), the pushed image's digest")
+
+    # ---- 3. pods ---------------------------------------------------------------------------------
+    def check_pod_security(self, dep):
+        spec = dep.body["spec"]["template"]["spec"]
+        pod = spec.get("securityContext", {})
+        if pod.get("runAsNonRoot") is not True:
+            self.error(dep.where, "pod securityContext.runAsNonRoot must be true")
+        if pod.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            self.error(dep.where, "pod securityContext.seccompProfile.type must be RuntimeDefault")
+        if not isinstance(pod.get("runAsUser"), int) or pod["runAsUser"] == 0:
+            self.error(dep.where, "pod securityContext.runAsUser must be a non-zero numeric UID "
+                       "(runAsNonRoot cannot verify a user name)")
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            cwhere = f"{dep.where} container {c.get('name')}"
+            sc = c.get("securityContext", {})
+            if sc.get("readOnlyRootFilesystem") is not True:
+                self.error(cwhere, "securityContext.readOnlyRootFilesystem must be true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                self.error(cwhere, "securityContext.allowPrivilegeEscalation must be false")
+            if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+                self.error(cwhere, "securityContext.capabilities.drop must contain ALL")
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in c.get("resources", {}).get(kind, {}):
+                        self.error(cwhere, f"resources.{kind}.{resource} is missing")
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in c:
+                    self.error(cwhere, f"{probe} is missing")
+                port = c.get(probe, {}).get("httpGet", {}).get("port")
+                if port is not None and port not in container_ports(dep) and port not in container_ports(dep).values():
+                    self.error(cwhere, f"{probe} port {port!r} is not a container port")
+            self.check_image(cwhere, c.get("image", ""))
+            if c.get("image", "").endswith(":latest") or ":" not in c.get("image", ""):
+                self.error(cwhere, "pin the image tag: :latest makes the kubelet pull from a registry kind cannot reach")
+        if pod_labels(dep).get("sidecar.istio.io/inject") == "true":
+            annotations = dep.body["spec"]["template"]["metadata"].get("annotations", {})
+            for key in ("proxyCPU", "proxyMemory", "proxyCPULimit", "proxyMemoryLimit"):
+                if f"sidecar.istio.io/{key}" not in annotations:
+                    self.error(dep.where, f"annotation sidecar.istio.io/{key} is missing (requests/limits of istio-proxy)")
+        elif pod_labels(dep).get("sidecar.istio.io/inject") != "false":
+            self.error(dep.where, 'pod label sidecar.istio.io/inject must say "true" or "false" explicitly')
+
+    def check_image(self, where, image):
+        m = re.fullmatch(r"tcpsteer/([a-z0-9-]+):([0-9A-Za-z._-]+)", image)
+        if not m:
+            self.error(where, f"image {image!r} is not tcpsteer/NAME:TAG")
+            return
+        dockerfile = self.repo / "deploy" / "docker" / f"{m.group(1)}.Dockerfile"
+        if not dockerfile.exists():
+            self.error(where, f"image {image}: no {dockerfile.relative_to(self.repo)} builds it")
+        names = script_names(self)
+        if names.get("IMAGE_TAG") != m.group(2):
+            self.error(where, f"image tag {m.group(2)} differs from IMAGE_TAG={names.get('IMAGE_TAG')} in scripts/kind-demo.sh")
+
+    def run(self, docs):
+        for folder in docs.values():
+            for doc in folder:
+                self.validate_schema(doc)
+        for doc in docs.get("base", []):
+            if doc.kind == "Deployment":
+                self.check_pod_security(doc)
+        for plugin in PLUGIN_SETS:
+            for overlays in ([], OVERLAY_SETS):
+                applied = apply_sets(docs, ["base", plugin] + overlays)
+                self.check_set("+".join(["base", plugin] + overlays), applied)
+        self.check_dockerfiles()
+        self.check_kind(docs["kind"][0])
+        return self.errors
+
+    def check_dockerfiles(self):
+        for path in sorted((self.repo / "deploy" / "docker").glob("*.Dockerfile")):
+            text = path.read_text()
+            where = str(path.relative_to(self.repo))
+            args = dict(re.findall(r"^ARG\s+([A-Z_]+)=(\S+)", text, re.M))
+            froms = [re.sub(r"\$\{([A-Z_]+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
+                     for image in re.findall(r"^FROM\s+(\S+)", text, re.M)]
+            if path.stem == "plugin":
+                if froms[-1:] != ["scratch"] or "/plugin.wasm" not in text:
+                    self.error(where, "the plugin image must be FROM scratch with the module at /plugin.wasm")
+                continue
+            if len(froms) < 2:
+                self.error(where, "expected a multi-stage build (a build stage and a runtime stage)")
+            for image in froms:
+                if not re.search(r":\d[\w.-]*$", image):
+                    self.error(where, f"base image {image} is not pinned to a version tag")
+            if "scripts/install-deps.sh" not in text:
+                self.error(where, "the build stage must install with scripts/install-deps.sh")
+            users = re.findall(r"^USER\s+(\S+)", text, re.M)
+            if not users or users[-1].split(":")[0] in ("0", "root"):
+                self.error(where, "the runtime stage must end with a non-root numeric USER")
+            if f"/usr/local/bin/{path.stem}" not in text:
+                self.error(where, f"the image must run /usr/local/bin/{path.stem}")
+
+    def check_kind(self, doc):
+        names = script_names(self)
+        if doc.body.get("name") != names.get("CLUSTER_NAME"):
+            self.error(doc.where, f"cluster name {doc.body.get('name')!r} differs from CLUSTER_NAME in scripts/kind-demo.sh")
+
+
+def apply_sets(docs, sets):
+    """Documents in effect after applying the folders in order (later documents replace same kind/name)."""
+    effective = {}
+    for folder in sets:
+        for doc in docs.get(folder, []):
+            effective[(doc.kind, doc.name)] = doc
+    return list(effective.values())
+
+
+def pod_labels(dep):
+    return dep.body["spec"]["template"]["metadata"].get("labels", {})
+
+
+def labels_match(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def selector_matches(selector, labels):
+    ok = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expr in selector.get("matchExpressions", []):
+        if expr["operator"] == "In":
+            ok = ok and labels.get(expr["key"]) in expr["values"]
+    return ok and bool(selector)
+
+
+def container_ports(dep):
+    ports = {}
+    for c in dep.body["spec"]["template"]["spec"].get("containers", []):
+        for p in c.get("ports", []):
+            ports[p.get("name", str(p["containerPort"]))] = p["containerPort"]
+    return ports
+
+
+def wasm_mount(checker, client):
+    """(ConfigMap name, mount path) of the module volume from the userVolume annotations."""
+    annotations = client.body["spec"]["template"]["metadata"].get("annotations", {})
+    names = script_names(checker)
+    try:
+        volumes = json.loads(annotations.get("sidecar.istio.io/userVolume", "null"))
+        mounts = json.loads(annotations.get("sidecar.istio.io/userVolumeMount", "null"))
+    except json.JSONDecodeError as e:
+        checker.error(client.where, f"userVolume/userVolumeMount annotation is not JSON: {e}")
+        return None
+    if not isinstance(volumes, dict) or not isinstance(mounts, dict):
+        checker.error(client.where, "sidecar.istio.io/userVolume and userVolumeMount must be JSON objects keyed by "
+                      "volume name (the injection template ranges over keys; the array form mounts nothing)")
+        return None
+    for volume, source in volumes.items():
+        if source.get("configMap", {}).get("name") == names.get("WASM_CONFIGMAP"):
+            if volume not in mounts:
+                checker.error(client.where, f"userVolume {volume} has no userVolumeMount")
+                return None
+            return names["WASM_CONFIGMAP"], mounts[volume]["mountPath"].rstrip("/")
+    checker.error(client.where, f"no userVolume mounts the ConfigMap {names.get('WASM_CONFIGMAP')!r} "
+                  "that scripts/kind-demo.sh creates")
+    return None
+
+
+def script_names(checker):
+    """Names scripts/kind-demo.sh defines once (NAME=value lines at its top)."""
+    if not hasattr(checker, "_script_names"):
+        text = (checker.repo / "scripts" / "kind-demo.sh").read_text()
+        checker._script_names = dict(re.findall(r"^([A-Z_]+)=\$\{[A-Z_]+:-([^}]*)\}$", text, re.M))
+        checker._script_names.update(re.findall(r"^([A-Z_]+)=([A-Za-z0-9._/-]+)$", text, re.M))
+    return checker._script_names
+
+
+# ---- self-test -----------------------------------------------------------------------------------
+def find(docs, folder, kind, name=None):
+    return next(d for d in docs[folder] if d.kind == kind and (name is None or d.name == name))
+
+
+def client_of(docs):
+    return find(docs, "base", "Deployment", "demo-client").body
+
+
+def envoyfilter_value(docs):
+    return find(docs, "envoyfilter", "EnvoyFilter").body["spec"]["configPatches"][0]["patch"]["value"]
+
+
+def set_config(docs, text):
+    envoyfilter_value(docs)["typed_config"]["config"]["configuration"]["value"] = text
+
+
+MUTATIONS = [
+    ("unknown field in a container", lambda d: client_of(d)["spec"]["template"]["spec"]["containers"][0].update(
+        {"imagePullPolicyy": "Always"}), "schema: at spec.template.spec.containers.0"),
+    ("typo in the Envoy wasm filter", lambda d: envoyfilter_value(d).update(
+        {"typed_confg": envoyfilter_value(d).pop("typed_config")}), "patch.value: schema"),
+    ("bad runtime", lambda d: envoyfilter_value(d)["typed_config"]["config"]["vm_config"].update(
+        {"runtime": "envoy.wasm.runtime.v9"}), "schema: at typed_config.config.vm_config.runtime"),
+    ("target Service that does not exist", lambda d: set_config(
+        d, '{"targets": ["outbound|{port}||egress1.tcpsteer.svc.cluster.local", '
+           '"outbound|{port}||egress3.tcpsteer.svc.cluster.local"]}'), "names Service egress3.tcpsteer"),
+    ("target port the Service lacks", lambda d: set_config(
+        d, '{"targets": ["outbound|8443||egress1.tcpsteer.svc.cluster.local", '
+           '"outbound|{port}||egress2.tcpsteer.svc.cluster.local"]}'), "Service egress1 has no port 8443"),
+    ("match_ports skipping the listener", lambda d: set_config(d, '{"match_ports": [8443]}'),
+     "skip that port"),
+    ("module filename vs mount", lambda d: envoyfilter_value(d)["typed_config"]["config"]["vm_config"]["code"][
+        "local"].update({"filename": "/etc/wasm/tcpsteer.wasm"}), "is not the mounted module"),
+    ("WasmPlugin url vs mount", lambda d: find(d, "wasmplugin", "WasmPlugin").body["spec"].update(
+        {"url": "file:///var/local/lib/wasm/filter.wasm"}), "does not match the mounted module"),
+    ("userVolume in array form", lambda d: client_of(d)["spec"]["template"]["metadata"]["annotations"].update(
+        {"sidecar.istio.io/userVolume": '[{"name":"tcpsteer-wasm","configMap":{"name":"tcpsteer-wasm"}}]'}),
+     "must be JSON objects keyed by volume name"),
+    ("deprecated tcp_proxy alias", lambda d: find(d, "envoyfilter", "EnvoyFilter").body["spec"]["configPatches"][0][
+        "match"]["listener"]["filterChain"]["filter"].update({"name": "envoy.tcp_proxy"}), "compares exact strings"),
+    ("listener name vs ServiceEntry address", lambda d: find(d, "envoyfilter", "EnvoyFilter").body["spec"][
+        "configPatches"][0]["match"]["listener"].update({"name": "0.0.0.0_443"}), "is not one of the ServiceEntry"),
+    ("filter on the HTTP port", lambda d: find(d, "wasmplugin", "WasmPlugin").body["spec"]["match"][0].update(
+        {"ports": [{"number": 80}]}), "HTTP connection manager"),
+    ("writable root filesystem", lambda d: client_of(d)["spec"]["template"]["spec"]["containers"][0][
+        "securityContext"].update({"readOnlyRootFilesystem": False}), "readOnlyRootFilesystem must be true"),
+    ("capabilities kept", lambda d: find(d, "base", "Deployment", "egress2").body["spec"]["template"]["spec"][
+        "containers"][0]["securityContext"].pop("capabilities"), "drop must contain ALL"),
+    ("no limits", lambda d: client_of(d)["spec"]["template"]["spec"]["containers"][0]["resources"].pop("limits"),
+     "resources.limits.cpu is missing"),
+    ("no probe", lambda d: find(d, "base", "Deployment", "egress1").body["spec"]["template"]["spec"]["containers"][
+        0].pop("livenessProbe"), "livenessProbe is missing"),
+    ("image without a Dockerfile", lambda d: client_of(d)["spec"]["template"]["spec"]["containers"][0].update(
+        {"image": "tcpsteer/go-client:0.1.0"}), "no deploy/docker/go-client.Dockerfile"),
+    ("Service selector vs labels", lambda d: find(d, "base", "Service", "egress2").body["spec"].update(
+        {"selector": {"app": "egress-2"}}), "matches 0 Deployments"),
+    ("EnvoyFilter selecting the egress pods", lambda d: find(d, "envoyfilter", "EnvoyFilter").body["spec"].update(
+        {"workloadSelector": {"labels": {"app": "egress1"}}}), "must select exactly the client pods"),
+    ("OCI form without digest", lambda d: find(d, "wasmplugin-oci", "WasmPlugin").body["spec"].pop("sha256"),
+     "must carry sha256"),
+    ("wrong namespace", lambda d: find(d, "base", "Service", "egress1").body["metadata"].update(
+        {"namespace": "default"}), "expected 'tcpsteer'"),
+]
+HOST_MUTATIONS = [
+    ("configuration the module refuses", lambda d: set_config(
+        d, '{"targets": ["outbound|{port}||egress1.tcpsteer.svc.cluster.local"], "match_ports": [443], '
+           '"on_unroutable": "drop"}'), "tcpsteer.wasm refuses this configuration"),
+    ("rule that sends everything to egress1", lambda d: set_config(
+        d, '{"targets": ["outbound|{port}||egress1.tcpsteer.svc.cluster.local", '
+           '"outbound|{port}||egress2.tcpsteer.svc.cluster.local"], "rules": [{"source_cidr": "0.0.0.0/0", '
+           '"target": 0}]}'), "source on port 443 to 'outbound|443||egress1"),
+]
+
+
+def self_test(repo, schema_dir, host, module):
+    pristine = load_docs(repo)
+    baseline = Checker(repo, schema_dir, host, module).run(copy.deepcopy(pristine))
+    if baseline:
+        print("self-test needs clean manifests first:\n  " + "\n  ".join(baseline))
+        return 1
+    failures = 0
+    mutations = MUTATIONS + (HOST_MUTATIONS if host else [])
+    for label, mutate, expected in mutations:
+        docs = copy.deepcopy(pristine)
+        mutate(docs)
+        errors = Checker(repo, schema_dir, host, module).run(docs)
+        hit = [e for e in errors if expected in e]
+        print(f"{'ok  ' if hit else 'FAIL'} {label}: {hit[0] if hit else 'not reported; got: ' + repr(errors[:3])}")
+        failures += 0 if hit else 1
+    print(f"self-test: {len(mutations) - failures}/{len(mutations)} broken manifests reported")
+    return 1 if failures else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parents[2])
+    parser.add_argument("--schemas", type=pathlib.Path, default=None, help="default: tests/fixtures/schemas")
+    parser.add_argument("--host", help="tcpsteer-host binary: replay each filter configuration in the real module")
+    parser.add_argument("--module", help="tcpsteer.wasm (with --host)")
+    parser.add_argument("--self-test", action="store_true", help="prove that broken manifests are reported")
+    args = parser.parse_args()
+    schema_dir = args.schemas or args.repo / "tests" / "fixtures" / "schemas"
+    if bool(args.host) != bool(args.module):
+        parser.error("--host and --module go together")
+    if args.self_test:
+        return self_test(args.repo, schema_dir, args.host, args.module)
+    docs = load_docs(args.repo)
+    errors = Checker(args.repo, schema_dir, args.host, args.module).run(docs)
+    count = sum(len(v) for v in docs.values())
+    for e in errors:
+        print(e)
+    print(f"{count} documents in {len(docs)} sets: {len(errors)} problem(s)"
+          + (" (filter configurations replayed in the real module)" if args.host else ""))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
