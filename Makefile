@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 10
 
 SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find sdk filter tests bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all deps wasm native test bench lint format clean demo demo-up demo-replay
+.PHONY: all deps wasm native test bench lint format clean demo demo-up demo-replay kind-up kind-verify kind-down
 
 all: wasm native
 
@@ -61,6 +61,16 @@ demo-up: wasm native
 # The module alone in the host emulator (no sockets): routing of even/odd/IPv6/malformed sources.
 demo-replay: wasm native
 	@bash scripts/replay-demo.sh $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
+
+# The demo on kind + Istio (needs Docker, kind, kubectl, istioctl): docs/istio.md. KIND_FLAGS e.g. --port80.
+kind-up:
+	bash scripts/kind-demo.sh up $(KIND_FLAGS)
+
+kind-verify:
+	bash scripts/kind-demo.sh verify $(KIND_FLAGS)
+
+kind-down:
+	bash scripts/kind-demo.sh down
 
 clean:
 	rm -rf $(BUILD)
