@@ -21,7 +21,9 @@ port() { echo $((base + $1)); }
 
 # Echo upstreams that first say who they are: "egressN\n" then the bytes they receive.
 for n in 1 2 3; do
-  socat "TCP-LISTEN:$(port $((10 + n))),bind=127.0.0.1,fork,reuseaddr" SYSTEM:"echo egress$n; cat" &
+  # backlog: 200 connections arrive at once; socat's default (5) overflows while it forks, and on a busy
+  # machine the proxy's connect timeout then fires (seen in CI as resets of the clients' connections).
+  socat "TCP-LISTEN:$(port $((10 + n))),bind=127.0.0.1,fork,reuseaddr,backlog=512" SYSTEM:"echo egress$n; cat" &
   pids+=($!)
 done
 
@@ -49,9 +51,9 @@ static_resources:
                 stat_prefix: main
                 cluster: egress1
   clusters:
-    - {name: egress1, connect_timeout: 1s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $(port 11)}}}}]}]}}
-    - {name: egress2, connect_timeout: 1s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $(port 12)}}}}]}]}}
-    - {name: egress3, connect_timeout: 1s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $c3}}}}]}]}}
+    - {name: egress1, connect_timeout: 5s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $(port 11)}}}}]}]}}
+    - {name: egress2, connect_timeout: 5s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $(port 12)}}}}]}]}}
+    - {name: egress3, connect_timeout: 5s, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $c3}}}}]}]}}
 YAML
 }
 
@@ -71,6 +73,10 @@ python3 "$here/echo_clients.py" parallel "$(port 1)" 200 127.0.0.20 127.0.0.21 1
 code=$?
 wrong=$(awk '($1 ~ /\.(20|22)$/ && $2 != "egress1") || ($1 ~ /\.(21|23)$/ && $2 != "egress2") || $3 != "intact"' "$work/par.out" | wc -l)
 [ $code -eq 0 ] && [ "$(wc -l <"$work/par.out")" -eq 200 ] && [ "$wrong" -eq 0 ]; check parallel-200-four-sources $?
+if [ "$wrong" -ne 0 ]; then  # say why: the clients' view and the proxy's response flags
+  awk '$3 != "intact"' "$work/par.out" | sort | uniq -c | head -5
+  grep -F '[access]' "$work/a.log" | grep -v ' bytes_up=65536 bytes_down=65543$' | head -5
+fi
 
 # 2. curl --interface through the proxy (upstream: echo; curl sees our HTTP request echoed after the name).
 out=$(curl -s --max-time 5 --interface 127.0.0.31 --http0.9 "http://127.0.0.1:$(port 1)/" 2>&1 | head -1)
