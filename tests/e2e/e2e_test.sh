@@ -75,7 +75,7 @@ wrong=$(awk '($1 ~ /\.(20|22)$/ && $2 != "egress1") || ($1 ~ /\.(21|23)$/ && $2 
 [ $code -eq 0 ] && [ "$(wc -l <"$work/par.out")" -eq 200 ] && [ "$wrong" -eq 0 ]; check parallel-200-four-sources $?
 if [ "$wrong" -ne 0 ]; then  # say why: the clients' view and the proxy's response flags
   awk '$3 != "intact"' "$work/par.out" | sort | uniq -c | head -5
-  grep -F '[access]' "$work/a.log" | grep -v ' bytes_up=65536 bytes_down=65543$' | head -5
+  grep -F '[access]' "$work/a.log" | grep -v ' bytes_up=65536 bytes_down=65544$' | head -5
 fi
 
 # 2. curl --interface through the proxy (upstream: echo; curl sees our HTTP request echoed after the name).
