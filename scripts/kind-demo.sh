@@ -177,8 +177,9 @@ cmd_up() {
     if [[ $file == *networkpolicy* ]] && ! ((network_policies)); then echo "skipping $file (--no-network-policies)"; continue; fi
     apply_file "$file"
   done
-  # A module change must restart the pods: istio-proxy reads the mounted file when the listener is built.
-  run kubectl -n "$NAMESPACE" rollout restart deployment/demo-client
+  # On a re-run the module, the CA and the certificate are new: restart every pod so all of them use the
+  # same ones (istio-proxy reads the module file when it builds the listener; the apps read TLS files at start).
+  run kubectl -n "$NAMESPACE" rollout restart deployment/egress1 deployment/egress2 deployment/demo-client
   case $plugin in
     envoyfilter) apply_file deploy/k8s/envoyfilter/50-envoyfilter.yaml ;;
     wasmplugin) apply_file deploy/k8s/wasmplugin/50-wasmplugin.yaml ;;
