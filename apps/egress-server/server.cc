@@ -21,15 +21,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/net.h"
+
 namespace tcpsteer::apps {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using namespace net;  // asio, beast, http, ssl, tcp, kNoThrow, endpointText
 
 enum class Protocol { kTls, kHttp, kRaw, kNone };
 
@@ -59,12 +56,6 @@ std::string nowIso8601() {
   char full[48];
   std::snprintf(full, sizeof(full), "%s.%03dZ", text, static_cast<int>(millis));
   return full;
-}
-
-std::string endpointText(const tcp::endpoint& endpoint) {
-  auto address = endpoint.address();
-  if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(endpoint.port());
-  return address.to_string() + ":" + std::to_string(endpoint.port());
 }
 
 // "0.0.0.0:8080", "[::]:8443", "127.0.0.1:0".

@@ -4,29 +4,10 @@
 set -uo pipefail
 server=$1
 client=$2
-work=$(mktemp -d)
-failures=0
-passed=0
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi
-}
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
-start_server() {  # start_server NAME LOG -> sets port_http port_tls pid
-  local name=$1 log=$2
-  for _ in 1 2 3 4 5; do
-    port_http=$((20000 + RANDOM % 20000)); port_tls=$((port_http + 1))
-    "$server" --name "$name" --listen "127.0.0.1:$port_http" --listen "127.0.0.1:$port_tls" >"$log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do grep -q "127.0.0.1:$port_tls" "$log" 2>/dev/null && break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null && grep -q "127.0.0.1:$port_tls" "$log"; then pids+=("$pid"); return 0; fi
-  done
-  echo "could not start $server"; cat "$log"; exit 1
-}
-
-start_server egress2 "$work/server.log"
+start_egress_server "$server" egress2 "$work/server.log"
 out=$(curl -s -i "http://127.0.0.1:$port_http/")
 grep -q "x-egress: egress2" <<<"$out" && grep -q "Hello from egress2 on port $port_http" <<<"$out"; check curl-http $?
 out=$(curl -sk -H 'Accept: application/json' "https://localhost:$port_tls/")
@@ -55,18 +36,18 @@ check client-alive-file-unwritable $?
 exec 3<>"/dev/tcp/127.0.0.1/$port_http"
 printf 'GET / HTTP/1.1\r\nHost: s\r\n' >&3
 sleep 0.2
-kill -TERM "$pid"
+kill -TERM "$server_pid"
 sleep 0.2
 printf '\r\n' >&3
 answer=$(timeout 5 cat <&3)
 exec 3>&-
-wait "$pid"; code=$?
+wait "$server_pid"; code=$?
 [ "$code" -eq 0 ] && grep -q '"event":"draining"' "$work/server.log" && grep -q "^HTTP/1.1 200" <<<"$answer" &&
   grep -qi "^connection: close" <<<"$answer"
 check sigterm-drain-finishes-request-exit-0 $?
 
 # Client on SIGTERM: prints its summary and stops.
-start_server egress1 "$work/server1.log"
+start_egress_server "$server" egress1 "$work/server1.log"
 "$client" --target 127.0.0.1 --http-port "$port_http" --schemes http --interval-ms 100 >"$work/loop.out" &
 cpid=$!
 sleep 0.5; kill -TERM "$cpid"; wait "$cpid"
@@ -85,5 +66,4 @@ out=$("$client" --once --target 127.0.0.1 --http-port 1 --schemes http 2>&1); co
 "$server" --help | grep -q -- "--tls-cert"; check server-help $?
 "$client" --help | grep -q -- "--bind"; check client-help $?
 
-echo "$passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish apps_cli

@@ -7,13 +7,8 @@ modules=$3      # WAT test modules (trap_on_connection.wasm)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 proxy=$build/host/tcpsteer-proxy
-work=$(mktemp -d)
-pids=()
-passed=0
-failures=0
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-check() { if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi; }
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 # The proxy writes a connection's access-log line after closing its sockets: poll for it (3 s at most).
 wait_for_log() { for _ in $(seq 60); do grep -q "$2" "$1" && return 0; sleep 0.05; done; return 1; }
 base=$((21000 + (RANDOM % 400) * 20))
@@ -154,5 +149,4 @@ code=$?
 [ $code -eq 0 ] && grep -q "every connection went where the filter's rule says" "$work/demo.out"; check demo $?
 [ $code -eq 0 ] || cat "$work/demo.out"
 
-echo "$passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish e2e

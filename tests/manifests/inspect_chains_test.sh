@@ -5,13 +5,8 @@
 set -uo pipefail
 script=$1
 fixtures=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-passed=0
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi
-}
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 inspect() {  # inspect OUT EXIT ARGS...: runs the script, output to OUT; true if it exits with EXIT
   local out=$1 want=$2 rc=0
   shift 2
@@ -65,5 +60,4 @@ inspect "$work/usage" 2 &&
   grep -q "inspect-chains.sh POD \[PORT\]" "$work/usage"
 check no-arguments-prints-usage $?
 
-echo "inspect-chains.sh: $passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish inspect-chains.sh

@@ -10,15 +10,8 @@ client=$3
 host=$4
 module=$5
 script=$repo/scripts/kind-demo.sh
-work=$(mktemp -d)
-failures=0
-passed=0
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else echo "FAIL $1"; failures=$((failures + 1)); fi
-}
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 # in_order FILE PATTERN...: every fixed-string pattern occurs on a "+ " line, in this order.
 in_order() {
   local file=$1 line=0 next
@@ -96,19 +89,8 @@ PATH=$work/bin "$work/bin/bash" "$script" up >"$work/e4.txt" 2>&1
 check missing-tool-says-how-to-get-it $?
 
 # --- verify on real logs ----------------------------------------------------------------------------
-start_server() {  # start_server NAME -> sets port_http port_tls
-  local name=$1 log=$work/$1.log
-  for _ in 1 2 3 4 5; do
-    port_http=$((20000 + RANDOM % 20000)); port_tls=$((port_http + 1))
-    "$server" --name "$name" --listen "127.0.0.1:$port_http" --listen "127.0.0.1:$port_tls" >"$log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 50); do grep -q "127.0.0.1:$port_tls" "$log" 2>/dev/null && break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null && grep -q "127.0.0.1:$port_tls" "$log"; then pids+=("$pid"); return 0; fi
-  done
-  echo "could not start $server"; exit 1
-}
 client_log() {  # client_log EGRESS FILE: three rounds of the real client against the named server
-  start_server "$1"
+  start_egress_server "$server" "$1" "$work/$1.log"
   "$client" --target 127.0.0.1 --http-port "$port_http" --https-port "$port_tls" --insecure --json --count 3 \
     --interval-ms 10 >"$2"
 }
@@ -159,5 +141,4 @@ bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/empty.log" --prox
 [ $? -eq 1 ] && grep -q "FAIL https: no answer in the client's log" "$work/v7.txt"
 check verify-no-answers-fails $?
 
-echo "kind-demo.sh: $passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish kind-demo.sh
