@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "host/src/host_functions.h"
+#include "host/src/precompiled_engine.h"
 #include "host/src/wasm_engine.h"
 
 namespace tcpsteer::host {
@@ -859,9 +860,18 @@ std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options,
   }
   if (!out.ok) return nullptr;
   std::string error;
-  auto engine = WasmEngine::parse(module, &error);
-  if (!engine) return nullptr;
+  const bool precompiled =
+      options.engine == EngineChoice::kPrecompiled ||
+      (options.engine == EngineChoice::kAuto && precompiledMatches(module));
+  auto engine =
+      precompiled ? makePrecompiledEngine(module, &error) : WasmEngine::parse(module, &error);
+  if (!engine) {
+    out.ok = false;
+    out.problems.push_back(error);
+    return nullptr;
+  }
   std::unique_ptr<Vm> vm(new Vm(std::move(engine), std::move(options)));
+  vm->precompiled_ = precompiled;
   vm->abi_version_ = out.abi_version;
   std::vector<HostFunction> functions;
   for (const ImportDesc& import : vm->engine_->imports()) {

@@ -102,8 +102,8 @@ struct ListenerRuntime {
 
 class Worker {
  public:
-  Worker(int index, const EnvoyConfig& config, Stats& stats)
-      : index_(index), config_(config), stats_(stats) {}
+  Worker(int index, const EnvoyConfig& config, Stats& stats, tcpsteer::host::EngineChoice engine)
+      : index_(index), config_(config), stats_(stats), engine_(engine) {}
 
   bool setUp(const std::map<std::string, std::string>& modules, std::string* error) {
     for (const ListenerConfig& listener : config_.listeners) {
@@ -111,6 +111,7 @@ class Worker {
                               "w" + std::to_string(index_) + "/" + listener.name};
       if (listener.wasm) {
         tcpsteer::host::VmOptions options;
+        options.engine = engine_;
         options.fail_open = listener.wasm->fail_open;
         options.log_level = tcpsteer::host::LogLevel::kInfo;
         const std::string& bytes = modules.at(listener.wasm->filename);
@@ -121,6 +122,11 @@ class Worker {
           *error = "Unable to create Wasm network filter for listener " + listener.name + ": " +
                    (report.problems.empty() ? "load failed" : report.problems[0]);
           return false;
+        }
+        if (index_ == 0) {
+          emit("[wasm] listener=" + listener.name + " engine=" +
+               (runtime.vm->precompiled() ? "precompiled (wasm2c, native code)"
+                                          : "interpreter (wabt)"));
         }
         auto status =
             runtime.vm->start()
@@ -327,6 +333,7 @@ class Worker {
   int index_;
   const EnvoyConfig& config_;
   Stats& stats_;
+  tcpsteer::host::EngineChoice engine_;
   asio::io_context io_{1};
   std::vector<ListenerRuntime> runtimes_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
@@ -371,6 +378,7 @@ asio::awaitable<void> adminLoop(tcp::acceptor& acceptor, Stats& stats) {
 int main(int argc, char** argv) {
   std::string config_path;
   int concurrency = 2;
+  std::string engine = "auto";
   CLI::App app{
       "tcpsteer-proxy: run a proxy-wasm network filter in front of tcp_proxy, from an Envoy static "
       "config"};
@@ -380,11 +388,20 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", concurrency, "worker threads, one wasm VM each")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--engine", engine,
+                 "how the module runs: precompiled (built-in native code of the module this "
+                 "project built; refuses others), interpreter (wabt), or auto (precompiled when "
+                 "the module is the built one)")
+      ->check(CLI::IsMember({"auto", "interpreter", "precompiled"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  const auto engine_choice = engine == "interpreter"   ? tcpsteer::host::EngineChoice::kInterpreter
+                             : engine == "precompiled" ? tcpsteer::host::EngineChoice::kPrecompiled
+                                                       : tcpsteer::host::EngineChoice::kAuto;
   std::string error;
   auto config = tcpsteer::host::loadEnvoyConfig(config_path, &error);
   if (!config) {
@@ -408,7 +425,7 @@ int main(int argc, char** argv) {
   Stats stats;
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < concurrency; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, *config, stats));
+    workers.push_back(std::make_unique<Worker>(i, *config, stats, engine_choice));
     if (!workers.back()->setUp(modules, &error)) {
       std::cerr << "tcpsteer-proxy: " << error << "\n";
       return 1;

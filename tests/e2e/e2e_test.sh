@@ -143,7 +143,23 @@ third=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1)" | head -1)
 # 11. SIGTERM drains and exits 0.
 kill -TERM "$proxy_pid"; wait "$proxy_pid"; check sigterm-exit-0 $?
 
-# 12. make demo's own checks, on shifted ports.
+# 12. Engines: the built module runs precompiled (auto), any other module in the interpreter, and
+# --engine precompiled refuses a module it was not built from.
+grep -q "listener=main engine=precompiled" "$work/a.log" && grep -q "listener=main engine=interpreter" "$work/f.log"
+check engine-auto-precompiled-for-built-module $?
+out=$("$proxy" -c "$work/f.yaml" --engine precompiled 2>&1); code=$?
+[ $code -eq 1 ] && grep -q "not the one tcpsteer was built with" <<<"$out"; check engine-precompiled-refuses-other-module $?
+CONCURRENCY=2
+config "$work/h.yaml" standalone
+"$proxy" -c "$work/h.yaml" --engine interpreter --concurrency 2 >"$work/h.log" 2>&1 &
+proxy_pid=$!
+pids+=("$proxy_pid")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$(port 2)/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+out=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1),bind=127.0.0.33" | head -1)
+[ "$out" = "egress2" ] && grep -q "engine=interpreter" "$work/h.log"; check engine-interpreter-on-request $?
+stop_proxy
+
+# 13. make demo's own checks, on shifted ports.
 PORT_BASE=$(port 40) BUILD_DIR=$build bash "$root/scripts/demo.sh" >"$work/demo.out" 2>&1
 code=$?
 [ $code -eq 0 ] && grep -q "every connection went where the filter's rule says" "$work/demo.out"; check demo $?

@@ -25,16 +25,21 @@ std::span<const uint8_t> module() {
   return {reinterpret_cast<const uint8_t*>(moduleBytes().data()), moduleBytes().size()};
 }
 
+// Every FilterInHost test runs on both engines: the interpreter and the precompiled (wasm2c) one.
+EngineChoice g_engine = EngineChoice::kInterpreter;
+
 struct Filter {
   std::unique_ptr<Vm> vm;
   Vm::PluginStatus status = Vm::PluginStatus::kFailed;
 
   explicit Filter(const std::string& configuration, VmOptions options = {},
                   const std::string& root_id = "tcpsteer") {
+    options.engine = g_engine;
     LoadReport report;
     vm = Vm::load(module(), std::move(options), &report);
     EXPECT_TRUE(vm) << (report.problems.empty() ? "" : report.problems[0]);
     if (!vm) return;
+    EXPECT_EQ(vm->precompiled(), g_engine == EngineChoice::kPrecompiled);
     EXPECT_TRUE(vm->start());
     status = vm->startPlugin({root_id, configuration, "tcpsteer", ""});
   }
@@ -63,14 +68,27 @@ struct Filter {
   bool closed_by_filter = false;
 };
 
-TEST(FilterInHost, ModuleLoadsAsEnvoyWould) {
+class FilterInHost : public ::testing::TestWithParam<EngineChoice> {
+ protected:
+  void SetUp() override { g_engine = GetParam(); }
+  void TearDown() override { g_engine = EngineChoice::kInterpreter; }
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, FilterInHost,
+                         ::testing::Values(EngineChoice::kInterpreter, EngineChoice::kPrecompiled),
+                         [](const auto& info) {
+                           return info.param == EngineChoice::kInterpreter ? "Interpreter"
+                                                                           : "Precompiled";
+                         });
+
+TEST(FilterInHostLoad, ModuleLoadsAsEnvoyWould) {
   LoadReport report = Vm::inspect(module());
   EXPECT_TRUE(report.ok) << (report.problems.empty() ? "" : report.problems[0]);
   EXPECT_EQ(report.abi_version, "0_2_1");
   EXPECT_TRUE(report.unknown_imports.empty());
 }
 
-TEST(FilterInHost, SeedBehaviourIstioNames) {
+TEST_P(FilterInHost, SeedBehaviourIstioNames) {
   for (const char* configuration : {"", "istio"}) {
     Filter filter(configuration, {}, "tcp_wasm_filter");
     ASSERT_EQ(filter.status, Vm::PluginStatus::kOk);
@@ -87,13 +105,13 @@ TEST(FilterInHost, SeedBehaviourIstioNames) {
   }
 }
 
-TEST(FilterInHost, StandaloneNames) {
+TEST_P(FilterInHost, StandaloneNames) {
   Filter filter("standalone");
   EXPECT_EQ(filter.route("127.0.0.10:5000", "127.0.0.1:10000"), "egress1");
   EXPECT_EQ(filter.route("127.0.0.11:5000", "127.0.0.1:10000"), "egress2");
 }
 
-TEST(FilterInHost, RunsUnderAnyRootId) {
+TEST_P(FilterInHost, RunsUnderAnyRootId) {
   for (const char* root_id : {"tcp_wasm_filter", "tcpsteer", "", "my-plugin"}) {
     Filter filter("standalone", {}, root_id);
     EXPECT_EQ(filter.route("10.0.0.2:1"), "egress1") << root_id;
@@ -102,14 +120,14 @@ TEST(FilterInHost, RunsUnderAnyRootId) {
   }
 }
 
-TEST(FilterInHost, Ipv6AndMappedSources) {
+TEST_P(FilterInHost, Ipv6AndMappedSources) {
   Filter filter("standalone");
   EXPECT_EQ(filter.route("[2001:db8::a0f]:5000", "[2001:db8::1]:443"), "egress2");
   EXPECT_EQ(filter.route("[2001:db8::a10]:5000", "[2001:db8::1]:443"), "egress1");
   EXPECT_EQ(filter.route("[::ffff:10.1.2.3]:5000"), "egress2");
 }
 
-TEST(FilterInHost, EveryOption) {
+TEST_P(FilterInHost, EveryOption) {
   Filter filter(
       R"({"targets": ["t0-{port}", {"name": "special", "cluster": "special-{port}"}, "t2-{port}"],
       "rules": [{"source_cidr": "10.9.0.0/16", "target": "special"},
@@ -131,7 +149,7 @@ TEST(FilterInHost, EveryOption) {
   EXPECT_FALSE(filter.logged("new connection"));
 }
 
-TEST(FilterInHost, DryRunLogsButDoesNotRoute) {
+TEST_P(FilterInHost, DryRunLogsButDoesNotRoute) {
   Filter filter(R"({"preset": "standalone", "mode": "dry-run"})");
   EXPECT_EQ(filter.route("10.0.0.3:1"), "");
   EXPECT_TRUE(filter.logged("cluster=egress2 (dry-run: not applied)"));
@@ -139,7 +157,7 @@ TEST(FilterInHost, DryRunLogsButDoesNotRoute) {
   EXPECT_EQ(filter.metric("tcpsteer.routed.egress2"), 1);
 }
 
-TEST(FilterInHost, UnroutablePassthroughAndClose) {
+TEST_P(FilterInHost, UnroutablePassthroughAndClose) {
   Filter passthrough("standalone");
   EXPECT_EQ(passthrough.route("not-an-address"), "");
   EXPECT_FALSE(passthrough.closed_by_filter);
@@ -154,7 +172,7 @@ TEST(FilterInHost, UnroutablePassthroughAndClose) {
   EXPECT_TRUE(close.logged("destination address has no usable port; closing the connection"));
 }
 
-TEST(FilterInHost, MalformedAddressesNeverTrap) {
+TEST_P(FilterInHost, MalformedAddressesNeverTrap) {
   Filter filter("istio");
   for (const std::string& source :
        {std::string(""), std::string("\xff\xfe"), std::string(5000, '9'),
@@ -165,7 +183,7 @@ TEST(FilterInHost, MalformedAddressesNeverTrap) {
   EXPECT_EQ(filter.metric("tcpsteer.unroutable"), 6);
 }
 
-TEST(FilterInHost, MissingPropertyIsWarnCounterContinue) {
+TEST_P(FilterInHost, MissingPropertyIsWarnCounterContinue) {
   Filter filter("istio");
   EXPECT_EQ(filter.route("10.0.0.2:1", "1.2.3.4:443", {{"source.address", kUnsetProperty}}), "");
   EXPECT_FALSE(filter.closed_by_filter);
@@ -174,7 +192,7 @@ TEST(FilterInHost, MissingPropertyIsWarnCounterContinue) {
   EXPECT_FALSE(filter.vm->failed());
 }
 
-TEST(FilterInHost, FilterStateRefusedIsWarnCounterContinue) {
+TEST_P(FilterInHost, FilterStateRefusedIsWarnCounterContinue) {
   VmOptions options;
   options.filter_state_keys = {"envoy.string"};  // an Envoy without the tcp_proxy cluster factory
   Filter filter("istio", options);
@@ -187,7 +205,7 @@ TEST(FilterInHost, FilterStateRefusedIsWarnCounterContinue) {
   EXPECT_EQ(filter.metric("tcpsteer.errors"), 1);
 }
 
-TEST(FilterInHost, InvalidConfigurationsAreRejectedWithOneLine) {
+TEST_P(FilterInHost, InvalidConfigurationsAreRejectedWithOneLine) {
   const char* invalid[] = {
       "kubernetes",
       R"({"targets": []})",
@@ -211,7 +229,7 @@ TEST(FilterInHost, InvalidConfigurationsAreRejectedWithOneLine) {
   }
 }
 
-TEST(FilterInHost, ReconfigureKeepsRunning) {
+TEST_P(FilterInHost, ReconfigureKeepsRunning) {
   Filter filter("standalone");
   EXPECT_EQ(filter.route("10.0.0.2:1"), "egress1");
   EXPECT_EQ(filter.vm->reconfigure(R"({"targets": ["x", "y", "z"]})"), Vm::PluginStatus::kOk);
@@ -220,7 +238,7 @@ TEST(FilterInHost, ReconfigureKeepsRunning) {
   EXPECT_EQ(filter.route("10.0.0.2:1"), "z");  // the last good configuration stays
 }
 
-TEST(FilterInHost, DataFlowsThroughUnchanged) {
+TEST_P(FilterInHost, DataFlowsThroughUnchanged) {
   Filter filter("standalone");
   uint32_t id = filter.vm->newConnection("10.0.0.2:1", "10.0.0.3:443");
   EXPECT_EQ(filter.vm->downstreamData(id, "GET / HTTP/1.1\r\n\r\n", false), Action::kContinue);
@@ -235,7 +253,7 @@ TEST(FilterInHost, DataFlowsThroughUnchanged) {
 
 // 100,000 connection lifecycles in one VM: no trap, no linear-memory growth after warm-up, every
 // stream context deleted (memory would grow otherwise), and counters that add up.
-TEST(FilterInHost, HundredThousandConnections) {
+TEST_P(FilterInHost, HundredThousandConnections) {
   VmOptions options;
   options.log_level = LogLevel::kWarn;  // production level: decision lines off
   Filter filter("istio", options);

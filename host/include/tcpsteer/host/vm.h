@@ -35,8 +35,15 @@ inline constexpr const char* kUnsetProperty = "\x7f<unset>";
 // Which WASI functions the host provides (Envoy 1.28-1.33 have tier 1 only; 1.34+ add tier 2).
 enum class WasiTier : uint8_t { kTier1 = 1, kTier2 = 2 };
 
+// How the module runs. The interpreter (wabt) counts instructions and enforces the budget; the
+// precompiled engine (wasm2c, built in) runs the module the project was built with at native speed,
+// without a budget or instruction counts, and refuses any other module. kAuto: precompiled when the
+// module is the built one, else the interpreter.
+enum class EngineChoice : uint8_t { kInterpreter, kPrecompiled, kAuto };
+
 struct VmOptions {
-  uint64_t instruction_budget = 50'000'000;  // per top-level callback; 0 = unlimited
+  EngineChoice engine = EngineChoice::kInterpreter;
+  uint64_t instruction_budget = 50'000'000;  // per top-level callback; 0 = unlimited (interpreter)
   LogLevel log_level =
       LogLevel::kTrace;    // what proxy_get_log_level reports; lower lines are dropped
   bool fail_open = false;  // Istio's default is FAIL_CLOSE
@@ -153,6 +160,7 @@ class Vm {
   bool failed() const { return failure_.has_value(); }
   const std::optional<Failure>& failure() const { return failure_; }
   uint64_t lastCallbackInstructions() const { return last_instructions_; }
+  bool precompiled() const { return precompiled_; }  // which engine load() picked
   uint64_t totalInstructions() const;
   uint64_t memoryBytes() const;
   uint32_t rootContextId() const { return root_context_id_; }
@@ -199,6 +207,7 @@ class Vm {
   uint32_t next_metric_index_[3] = {1, 1, 1};
   std::optional<Failure> failure_;
   uint64_t last_instructions_ = 0;
+  bool precompiled_ = false;
   uint64_t now_ns_ = 0;
   uint32_t tick_period_ms_ = 0;
   std::map<std::string, std::pair<std::string, uint32_t>> shared_data_;
