@@ -1,6 +1,7 @@
 // The filter's cost per connection lifecycle in the host emulator (context create, new connection,
 // close, done, log, delete): wasm instructions (exact, from the interpreter) and wall time, plus
 // the module's linear memory. Goals: <= 1,500 instructions per lifecycle, <= 2 pages of memory.
+// The *Precompiled variants run the same lifecycle on the wasm2c engine (no instruction counts).
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -21,10 +22,12 @@ std::string readModule() {
   return bytes.str();
 }
 
-void lifecycle(benchmark::State& state, const std::string& configuration, LogLevel level) {
+void lifecycle(benchmark::State& state, const std::string& configuration, LogLevel level,
+               tcpsteer::host::EngineChoice engine = tcpsteer::host::EngineChoice::kInterpreter) {
   static const std::string bytes = readModule();
   tcpsteer::host::VmOptions options;
   options.log_level = level;
+  options.engine = engine;
   auto vm =
       Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options, nullptr);
   if (!vm || !vm->start() ||
@@ -69,6 +72,16 @@ void BM_LifecycleRules(benchmark::State& state) {
       LogLevel::kWarn);
 }
 BENCHMARK(BM_LifecycleRules);
+
+void BM_LifecycleIstioLogsOffPrecompiled(benchmark::State& state) {
+  lifecycle(state, "istio", LogLevel::kWarn, tcpsteer::host::EngineChoice::kPrecompiled);
+}
+BENCHMARK(BM_LifecycleIstioLogsOffPrecompiled);
+
+void BM_LifecycleIstioDecisionLoggedPrecompiled(benchmark::State& state) {
+  lifecycle(state, "istio", LogLevel::kInfo, tcpsteer::host::EngineChoice::kPrecompiled);
+}
+BENCHMARK(BM_LifecycleIstioDecisionLoggedPrecompiled);
 
 }  // namespace
 

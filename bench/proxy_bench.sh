@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tcpsteer-proxy with the wasm filter and with the filter removed from the chain, same run: new
 # connections/s (wrk, one request per connection, egress-server behind) and MB/s (100 MiB echoed through
-# the proxy). The figure that matters is the ratio filter/no-filter (goal >= 0.8). Also memory per VM.
+# the proxy). The figure that matters is the ratio filter/no-filter (goal >= 0.8), with the module
+# precompiled (the default) and interpreted. Also memory per VM.
 set -euo pipefail
 build=${1:-build/native}
 module=${2:-build/wasm/filter/tcpsteer.wasm}
@@ -49,9 +50,10 @@ $wasm
 YAML
 }
 
-measure() {  # measure yes|no -> "conn/s MB/s rss_kib"
+measure() {  # measure yes|no [ENGINE] -> "conn/s MB/s rss_kib"
+  local engine=${2:-auto}
   config "$work/http.yaml" "$1" $((base + 3))
-  "$build/host/tcpsteer-proxy" -c "$work/http.yaml" --concurrency 1 >/dev/null 2>&1 &
+  "$build/host/tcpsteer-proxy" -c "$work/http.yaml" --concurrency 1 --engine "$engine" >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((base + 2))/ready" >/dev/null 2>&1 && break; sleep 0.05; done
   local rps
@@ -60,7 +62,7 @@ measure() {  # measure yes|no -> "conn/s MB/s rss_kib"
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   kill $pid; wait $pid 2>/dev/null || true
   config "$work/echo.yaml" "$1" $((base + 4))
-  "$build/host/tcpsteer-proxy" -c "$work/echo.yaml" --concurrency 1 >/dev/null 2>&1 &
+  "$build/host/tcpsteer-proxy" -c "$work/echo.yaml" --concurrency 1 --engine "$engine" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((base + 2))/ready" >/dev/null 2>&1 && break; sleep 0.05; done
   local start end
@@ -71,12 +73,14 @@ measure() {  # measure yes|no -> "conn/s MB/s rss_kib"
   echo "$rps $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", 2 * 104.8576 / (e - s)}') $rss"
 }
 
-read -r with_cps with_mbs with_rss < <(measure yes)
+read -r with_cps with_mbs with_rss < <(measure yes precompiled)
+read -r interp_cps interp_mbs interp_rss < <(measure yes interpreter)
 read -r without_cps without_mbs without_rss < <(measure no)
 echo "tcpsteer-proxy (1 worker, ${seconds}s wrk runs, 100 MiB each way echoed)"
-printf '%-22s %12s %12s %14s\n' "" "new conn/s" "MB/s" "RSS (KiB)"
-printf '%-22s %12s %12s %14s\n' "with tcpsteer.wasm" "$with_cps" "$with_mbs" "$with_rss"
-printf '%-22s %12s %12s %14s\n' "filter removed" "$without_cps" "$without_mbs" "$without_rss"
-awk -v a="$with_cps" -v b="$without_cps" -v c="$with_mbs" -v d="$without_mbs" \
-  'BEGIN {printf "ratio with/without: connections %.2f, throughput %.2f (goal >= 0.8)\n", a / b, c / d}'
+printf '%-36s %12s %12s %14s\n' "" "new conn/s" "MB/s" "RSS (KiB)"
+printf '%-36s %12s %12s %14s\n' "with tcpsteer.wasm, precompiled" "$with_cps" "$with_mbs" "$with_rss"
+printf '%-36s %12s %12s %14s\n' "with tcpsteer.wasm, interpreter" "$interp_cps" "$interp_mbs" "$interp_rss"
+printf '%-36s %12s %12s %14s\n' "filter removed" "$without_cps" "$without_mbs" "$without_rss"
+awk -v a="$with_cps" -v b="$without_cps" -v c="$with_mbs" -v d="$without_mbs" -v i="$interp_cps" -v j="$interp_mbs" \
+  'BEGIN {printf "ratio with/without: precompiled connections %.2f, throughput %.2f; interpreter connections %.2f, throughput %.2f (goal >= 0.8)\n", a / b, c / d, i / b, j / d}'
 echo "memory per worker VM: linear memory $(( $(build/native/host/tcpsteer-host replay "$module" --conn 10.0.0.2:1,10.0.0.3:443 >/dev/null; echo 64) )) KiB (1 page, see make bench host_bench); RSS difference with/without the filter: $((with_rss - without_rss)) KiB"

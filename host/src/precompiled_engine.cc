@@ -25,7 +25,8 @@ extern "C" void tcpsteer_precompiled_trap_code(int code) {
     std::abort();
   }
   t_trap_code = code;
-  std::longjmp(*t_trap_target, 1);  // NOLINT(cert-err52-cpp): only C frames of wasm2c code lie between
+  std::longjmp(*t_trap_target,
+               1);  // NOLINT(cert-err52-cpp): only C frames of wasm2c code lie between
 }
 
 extern "C" void tcpsteer_precompiled_trap(void) {
@@ -42,14 +43,22 @@ using precompiled::binding;
 
 const char* trapText(int code) {
   switch (code) {
-    case WASM_RT_TRAP_OOB: return "out of bounds memory access";
-    case WASM_RT_TRAP_INT_OVERFLOW: return "integer overflow";
-    case WASM_RT_TRAP_DIV_BY_ZERO: return "integer divide by zero";
-    case WASM_RT_TRAP_INVALID_CONVERSION: return "invalid conversion to integer";
-    case WASM_RT_TRAP_UNREACHABLE: return "unreachable executed";
-    case WASM_RT_TRAP_CALL_INDIRECT: return "indirect call signature mismatch";
-    case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
-    default: return "trap";
+    case WASM_RT_TRAP_OOB:
+      return "out of bounds memory access";
+    case WASM_RT_TRAP_INT_OVERFLOW:
+      return "integer overflow";
+    case WASM_RT_TRAP_DIV_BY_ZERO:
+      return "integer divide by zero";
+    case WASM_RT_TRAP_INVALID_CONVERSION:
+      return "invalid conversion to integer";
+    case WASM_RT_TRAP_UNREACHABLE:
+      return "unreachable executed";
+    case WASM_RT_TRAP_CALL_INDIRECT:
+      return "indirect call signature mismatch";
+    case WASM_RT_TRAP_EXHAUSTION:
+      return "call stack exhausted";
+    default:
+      return "trap";
   }
 }
 
@@ -214,7 +223,8 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
 
 bool precompiledMatches(std::span<const uint8_t> module) {
   const auto& bytes = precompiled::binding().module_bytes;
-  return module.size() == bytes.size() && std::memcmp(module.data(), bytes.data(), bytes.size()) == 0;
+  return module.size() == bytes.size() &&
+         std::memcmp(module.data(), bytes.data(), bytes.size()) == 0;
 }
 
 std::unique_ptr<WasmEngine> makePrecompiledEngine(std::span<const uint8_t> module,

@@ -860,9 +860,8 @@ std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options,
   }
   if (!out.ok) return nullptr;
   std::string error;
-  const bool precompiled =
-      options.engine == EngineChoice::kPrecompiled ||
-      (options.engine == EngineChoice::kAuto && precompiledMatches(module));
+  const bool precompiled = options.engine == EngineChoice::kPrecompiled ||
+                           (options.engine == EngineChoice::kAuto && precompiledMatches(module));
   auto engine =
       precompiled ? makePrecompiledEngine(module, &error) : WasmEngine::parse(module, &error);
   if (!engine) {

@@ -48,7 +48,8 @@ TEST(PrecompiledEngine, RunsOnlyTheModuleItWasBuiltFrom) {
   EXPECT_NE(report.problems.back().find("not the one tcpsteer was built with"), std::string::npos)
       << report.problems.back();
 
-  options.engine = EngineChoice::kAuto;  // auto: interpreter for other modules, precompiled for ours
+  options.engine =
+      EngineChoice::kAuto;  // auto: interpreter for other modules, precompiled for ours
   auto interpreted = Vm::load(bytesOf(other), options, &report);
   ASSERT_NE(interpreted, nullptr);
   EXPECT_FALSE(interpreted->precompiled());
@@ -64,16 +65,16 @@ struct Host {
 
   explicit Host(std::unique_ptr<WasmEngine> e) : engine(std::move(e)) {
     for (size_t i = 0; i < engine->imports().size(); ++i) {
-      functions.emplace_back([](std::span<const uint64_t>, std::span<uint64_t> results,
-                                std::string*) {
-        for (uint64_t& r : results) r = 0;
-        return true;
-      });
+      functions.emplace_back(
+          [](std::span<const uint64_t>, std::span<uint64_t> results, std::string*) {
+            for (uint64_t& r : results) r = 0;
+            return true;
+          });
     }
   }
-  void override(const std::string& name, HostFunction function) {
+  void override(const std::string& name, const HostFunction& function) {
     for (size_t i = 0; i < engine->imports().size(); ++i)
-      if (engine->imports()[i].name == name) functions[i] = std::move(function);
+      if (engine->imports()[i].name == name) functions[i] = function;
   }
   void put32(uint64_t address, uint32_t value) {
     std::memcpy(engine->memoryData() + address, &value, sizeof value);
