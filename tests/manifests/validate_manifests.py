@@ -9,7 +9,7 @@
 4. With --host/--module: every filter configuration in the manifests is loaded by the real module in
    tcpsteer-host, and the clusters it picks for an even and an odd source are the expected egress.
 
---self-test breaks the manifests in memory, one way at a time, and fails unless each break is reported:
+--self-test breaks the manifests (and envoy.yaml) in memory, one way at a time, and fails unless each break is reported:
 the checks above are shown to be able to fail. Exit status: 0 clean, 1 problems found, 2 bad usage.
 """
 import argparse
@@ -59,7 +59,9 @@ class Doc:
 
     @property
     def where(self):
-        name = self.body.get("metadata", {}).get("name", "?") if isinstance(self.body, dict) else "?"
+        if not isinstance(self.body, dict) or "kind" not in self.body:
+            return self.path  # a whole file that is not a Kubernetes object (envoy.yaml)
+        name = self.body.get("metadata", {}).get("name", "?")
         return f"{self.path}#{self.index} ({self.kind}/{name})"
 
     @property
@@ -82,6 +84,8 @@ def load_docs(repo):
                     docs[folder.name].append(Doc(str(path.relative_to(repo)), index, body))
     kind_path = repo / "deploy" / "kind" / "cluster.yaml"
     docs["kind"] = [Doc(str(kind_path.relative_to(repo)), 0, yaml.safe_load(kind_path.read_text()))]
+    envoy_path = repo / "deploy" / "envoy" / "envoy.yaml"
+    docs["envoy"] = [Doc(str(envoy_path.relative_to(repo)), 0, yaml.safe_load(envoy_path.read_text()))]
     return docs
 
 
@@ -100,7 +104,41 @@ class Checker:
         return self._schemas[relative]
 
     # ---- 1. schemas ------------------------------------------------------------------------------
+    def validate_envoy_bootstrap(self, doc):
+        """The standalone envoy.yaml: each wasm filter against Envoy's schema, its module path, its
+        configuration in the real module."""
+        listeners = doc.body.get("static_resources", {}).get("listeners", [])
+        wasm_filters = 0
+        for listener in listeners:
+            for chain in listener.get("filter_chains", []):
+                names = [f.get("name") for f in chain.get("filters", [])]
+                for i, f in enumerate(chain.get("filters", [])):
+                    if f.get("name") != WASM_FILTER:
+                        continue
+                    wasm_filters += 1
+                    where = f"{doc.where} listener {listener.get('name')} filter {i}"
+                    self.report_schema_errors(where, self.schema(ENVOY_WASM_SCHEMA), f)
+                    if TCP_PROXY not in names[i + 1:]:
+                        self.error(where, "the wasm filter must come before envoy.filters.network.tcp_proxy")
+                    config = f.get("typed_config", {}).get("config", {})
+                    filename = config.get("vm_config", {}).get("code", {}).get("local", {}).get("filename")
+                    if filename != "build/wasm/filter/tcpsteer.wasm":
+                        self.error(where, f"module {filename!r} is not the one make wasm builds")
+                    value = config.get("configuration", {}).get("value", "")
+                    if self.host and self.module:
+                        run = subprocess.run([self.host, "replay", self.module, "--config", value,
+                                              "--conn", "127.0.0.10:1,127.0.0.1:10443"],
+                                             capture_output=True, text=True, check=False)
+                        if run.returncode != 0 or '"cluster":"egress1"' not in run.stdout:
+                            self.error(where, f"tcpsteer.wasm does not route an even source to egress1 with "
+                                       f"configuration {value!r}")
+        if wasm_filters == 0:
+            self.error(doc.where, "no envoy.filters.network.wasm filter")
+
     def validate_schema(self, doc):
+        if doc.path.endswith("envoy/envoy.yaml"):
+            self.validate_envoy_bootstrap(doc)
+            return
         body = doc.body
         if not isinstance(body, dict):
             self.error(doc.where, "not a mapping")
@@ -547,6 +585,9 @@ MUTATIONS = [
     ("wrong namespace", lambda d: find(d, "base", "Service", "egress1").body["metadata"].update(
         {"namespace": "default"}), "expected 'tcpsteer'"),
 ]
+MUTATIONS.append(("envoy.yaml wasm filter typo", lambda d: d["envoy"][0].body["static_resources"]["listeners"][0][
+    "filter_chains"][0]["filters"][0]["typed_config"]["config"].update({"vm_confg": {}}),
+    "deploy/envoy/envoy.yaml listener tcpsteer_http filter 0: schema"))
 HOST_MUTATIONS = [
     ("configuration the module refuses", lambda d: set_config(
         d, '{"targets": ["outbound|{port}||egress1.tcpsteer.svc.cluster.local"], "match_ports": [443], '
