@@ -15,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -99,12 +100,34 @@ Protocol classify(std::string_view bytes) {
 struct EgressServer::Impl {
   explicit Impl(ServerOptions o) : options(std::move(o)) {
     if (!options.log) {
-      options.log = [](const std::string& line) {
-        static std::mutex mutex;
-        std::lock_guard<std::mutex> lock(mutex);
-        std::cout << line << '\n' << std::flush;  // one line at a time: logs and tests read it live
-      };
+      options.log = [this](const std::string& line) { bufferLogLine(line); };
     }
+  }
+
+  // stdout lines are written once per event-loop turn: a line reaches stdout within one turn (logs
+  // and tests read them live), and a busy server makes one write for many requests instead of one
+  // write per line.
+  std::mutex log_mutex;
+  std::string pending_log;
+  bool log_flush_posted = false;
+
+  void bufferLogLine(const std::string& line) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    pending_log += line;
+    pending_log += '\n';
+    if (!log_flush_posted) {
+      log_flush_posted = true;
+      asio::post(io, [this] { flushLog(); });
+    }
+  }
+
+  void flushLog() {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    log_flush_posted = false;
+    if (pending_log.empty()) return;
+    std::fwrite(pending_log.data(), 1, pending_log.size(), stdout);
+    std::fflush(stdout);
+    pending_log.clear();
   }
 
   ServerOptions options;
@@ -390,6 +413,7 @@ bool EgressServer::start(std::string* error) {
 
 void EgressServer::run() {
   impl_->io.run();
+  impl_->flushLog();  // lines of the last turn (io.stop() skips the posted flush)
 }
 
 void EgressServer::drain() {
