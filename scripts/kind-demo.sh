@@ -173,7 +173,7 @@ cmd_up() {
 
   banner "manifests: base, then the filter ($plugin)$( ((port80)) && echo ', then the port-80 override')"
   local file
-  for file in deploy/k8s/base/*.yaml; do
+  for file in deploy/k8s/base/[0-9]*.yaml; do  # the manifests, not kustomization.yaml
     if [[ $file == *networkpolicy* ]] && ! ((network_policies)); then echo "skipping $file (--no-network-policies)"; continue; fi
     apply_file "$file"
   done

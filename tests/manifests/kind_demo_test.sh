@@ -51,7 +51,7 @@ in_order "$work/up.txt" \
   "+ kubectl -n tcpsteer logs POD -c istio-proxy"
 check dry-run-up-sequence $?
 grep -q "^==> checking tools" "$work/up.txt" && grep -q "^==> verify" "$work/up.txt"; check dry-run-banners $?
-! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
+! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile|kustomization)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
 
 bash "$script" up --dry-run --plugin wasmplugin --port80 --no-network-policies >"$work/up2.txt" 2>&1
 in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" \

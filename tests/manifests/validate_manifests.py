@@ -79,6 +79,8 @@ def load_docs(repo):
     for folder in sorted(p for p in k8s.iterdir() if p.is_dir()):
         docs[folder.name] = []
         for path in sorted(folder.glob("*.yaml")):
+            if path.name == "kustomization.yaml":
+                continue  # checked by check_kustomizations
             for index, body in enumerate(yaml.safe_load_all(path.read_text())):
                 if body is not None:
                     docs[folder.name].append(Doc(str(path.relative_to(repo)), index, body))
@@ -421,8 +423,28 @@ class Checker:
                 applied = apply_sets(docs, ["base", plugin] + overlays)
                 self.check_set("+".join(["base", plugin] + overlays), applied)
         self.check_dockerfiles()
+        self.check_kustomizations()
         self.check_kind(docs["kind"][0])
         return self.errors
+
+    def check_kustomizations(self):
+        """Each folder's kustomization.yaml lists exactly the folder's manifests (kubectl apply -k and
+        kind-demo.sh's file-by-file apply deploy the same documents)."""
+        k8s = self.repo / "deploy" / "k8s"
+        for folder in sorted(p for p in k8s.iterdir() if p.is_dir()):
+            path = folder / "kustomization.yaml"
+            where = str(path.relative_to(self.repo))
+            if not path.exists():
+                self.error(where, "missing: every manifest folder has one")
+                continue
+            body = yaml.safe_load(path.read_text())
+            files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+            listed = set(body.get("resources", [])) | {p["path"] for p in body.get("patches", [])}
+            expected = files | ({"../base"} if folder.name in PLUGIN_SETS else set())
+            if folder.name in OVERLAY_SETS and body.get("kind") != "Component":
+                self.error(where, "an overlay set is a kustomize Component (kind: Component)")
+            if listed != expected:
+                self.error(where, f"lists {sorted(listed)}, but the folder holds {sorted(expected)}")
 
     def check_dockerfiles(self):
         for path in sorted((self.repo / "deploy" / "docker").glob("*.Dockerfile")):
