@@ -12,7 +12,12 @@ log=$(mktemp)
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q ":$((port + 1))" "$log" && break; sleep 0.05; done
-rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"; }
+# RSS counts the shared libraries' pages the process touched (libcrypto alone is ~4 MiB of it);
+# Private_Dirty is the server's own memory.
+rss() {
+  awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"
+  awk '/^Private_Dirty/ {printf " (private dirty %.1f MiB)", $2 / 1024}' "/proc/$pid/smaps_rollup"
+}
 echo "egress-server bench (${seconds}s per run, wrk -t2, server: one thread)"
 echo "idle RSS: $(rss)"
 run() {  # run LABEL WRK-ARGS...
