@@ -122,8 +122,13 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
   local registry_ip=REGISTRY_IP digest=0000000000000000000000000000000000000000000000000000000000000000
   if ! ((dry_run)); then
     registry_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "$REGISTRY_NAME")
-    digest=$(docker inspect --format '{{index .RepoDigests 0}}' "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG")
+    # istio-agent compares sha256 with the digest of the image manifest it resolves for its platform
+    # (not of an index, which a BuildKit push with attestations creates, nor of the .wasm file).
+    digest=$(docker manifest inspect --verbose "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG" |
+      jq -r --arg arch "$(docker version -f '{{.Server.Arch}}')" \
+        'if type == "array" then map(select(.Descriptor.platform.architecture == $arch))[0] else . end | .Descriptor.digest')
     digest=${digest##*sha256:}
+    [[ $digest =~ ^[0-9a-f]{64}$ ]] || die "could not read the pushed plugin image's manifest digest (got '$digest')"
   else
     echo "+ (the registry's address on the kind network and the pushed digest go into the WasmPlugin)"
   fi
