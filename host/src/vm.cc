@@ -42,51 +42,6 @@ enum WasiErrno : uint32_t {
 constexpr const char* kAbiMarkers[] = {"proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0",
                                        "proxy_abi_version_0_2_1"};
 
-// Export signatures the host checks (proxy-wasm-cpp-host getFunctions): a mismatch fails the VM.
-struct ExportSpec {
-  const char* name;
-  const char* signature;
-  const char* signature_0_1_0;  // where ABI 0.1.0 differs
-};
-constexpr ExportSpec kExportSpecs[] = {
-    {"malloc", "(i32) -> i32", nullptr},
-    {"proxy_on_memory_allocate", "(i32) -> i32", nullptr},
-    {"_initialize", "() -> ()", nullptr},
-    {"main", "(i32, i32) -> i32", nullptr},
-    {"__main_void", "() -> i32", nullptr},
-    {"_start", "() -> ()", nullptr},
-    {"proxy_on_context_create", "(i32, i32) -> ()", nullptr},
-    {"proxy_on_vm_start", "(i32, i32) -> i32", nullptr},
-    {"proxy_validate_configuration", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_configure", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_tick", "(i32) -> ()", nullptr},
-    {"proxy_on_new_connection", "(i32) -> i32", nullptr},
-    {"proxy_on_downstream_data", "(i32, i32, i32) -> i32", nullptr},
-    {"proxy_on_upstream_data", "(i32, i32, i32) -> i32", nullptr},
-    {"proxy_on_downstream_connection_close", "(i32, i32) -> ()", nullptr},
-    {"proxy_on_upstream_connection_close", "(i32, i32) -> ()", nullptr},
-    {"proxy_on_request_headers", "(i32, i32, i32) -> i32", "(i32, i32) -> i32"},
-    {"proxy_on_request_body", "(i32, i32, i32) -> i32", nullptr},
-    {"proxy_on_request_trailers", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_request_metadata", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_response_headers", "(i32, i32, i32) -> i32", "(i32, i32) -> i32"},
-    {"proxy_on_response_body", "(i32, i32, i32) -> i32", nullptr},
-    {"proxy_on_response_trailers", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_response_metadata", "(i32, i32) -> i32", nullptr},
-    {"proxy_on_http_call_response", "(i32, i32, i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_grpc_receive_initial_metadata", "(i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_grpc_receive_trailing_metadata", "(i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_grpc_receive", "(i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_grpc_close", "(i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_queue_ready", "(i32, i32) -> ()", nullptr},
-    {"proxy_on_foreign_function", "(i32, i32, i32) -> ()", nullptr},
-    {"proxy_on_done", "(i32) -> i32", nullptr},
-    {"proxy_on_log", "(i32) -> ()", nullptr},
-    {"proxy_on_delete", "(i32) -> ()", nullptr},
-    {"envoy_on_resolve_dns", "(i32, i32, i32) -> ()", nullptr},
-    {"envoy_on_stats_update", "(i32, i32) -> ()", nullptr},
-};
-
 std::string wasiModuleName(std::string_view module) {
   return module == "wasi_snapshot_preview1" || module == "wasi_unstable" ? "wasi"
                                                                          : std::string(module);

@@ -74,6 +74,30 @@ TEST(HostLoad, ImportTableMatchesEnvoyList) {
   EXPECT_EQ(checked, 46u + 2 * 18u);  // every env function, WASI tiers 1 and 2 under both modules
 }
 
+TEST(HostLoad, ExportTableMatchesProxyWasmList) {
+  std::ifstream file(std::string(TCPSTEER_FIXTURES) + "/proxy-wasm-exports.txt");
+  ASSERT_TRUE(file);
+  std::map<std::string, std::string> expected;  // name -> "(...) -> ..." for function exports
+  std::string line;
+  while (std::getline(file, line)) {
+    size_t space = line.find(' ');
+    size_t end = line.find(" REQUIRED");
+    if (end == std::string::npos) end = line.find(" OPTIONAL");
+    if (line.compare(space + 1, 1, "(") == 0 && end != std::string::npos &&
+        line.substr(space, end - space).find("->") != std::string::npos)
+      expected[line.substr(0, space)] = line.substr(space + 1, end - space - 1);
+  }
+  size_t checked = 0;
+  for (const ExportSpec& spec : kExportSpecs) {
+    auto it = expected.find(spec.name);
+    ASSERT_NE(it, expected.end()) << spec.name << " is not in the proxy-wasm export list";
+    EXPECT_EQ(it->second, spec.signature) << spec.name;
+    ++checked;
+  }
+  // Every callback of the list is checked by the host, except the ABI marker (any of three names).
+  EXPECT_EQ(checked + 1, expected.size());
+}
+
 TEST(HostLoad, RefusesUnknownImportAndListsIt) {
   std::string bytes = moduleBytes("missing_import");
   LoadReport report;
