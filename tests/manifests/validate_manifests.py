@@ -469,6 +469,29 @@ class Checker:
                 self.error(where, "the runtime stage must end with a non-root numeric USER")
             if f"/usr/local/bin/{path.stem}" not in text:
                 self.error(where, f"the image must run /usr/local/bin/{path.stem}")
+        self.check_dockerfile_build_commands()
+
+    def check_dockerfile_build_commands(self):
+        """The build stages' CMake calls use options, targets and output paths the project has."""
+        cmake_text = "\n".join(p.read_text() for p in self.repo.rglob("CMakeLists.txt") if "build" not in p.parts)
+        cache_vars = set(re.findall(r"option\((\w+)", cmake_text)) | set(
+            re.findall(r"set\((\w+)[^)]*CACHE", cmake_text))
+        targets = set(re.findall(r"add_executable\(([\w-]+)", cmake_text)) | set(
+            re.findall(r"tcpsteer_app\(([\w-]+)", cmake_text))
+        for path in sorted((self.repo / "deploy" / "docker").glob("*.Dockerfile")):
+            text = path.read_text()
+            where = str(path.relative_to(self.repo))
+            for var in re.findall(r"-D(\w+)=", text):
+                if not var.startswith("CMAKE_") and var not in cache_vars:
+                    self.error(where, f"-D{var} is not an option of the project's CMake files")
+            for target in re.findall(r"--target (\S+)", text):
+                if target not in targets:
+                    self.error(where, f"--target {target}: no such executable in the CMake files")
+                elif f"/build/apps/{target}" not in text:
+                    self.error(where, f"the build output of {target} is /build/apps/{target} (apps/CMakeLists.txt)")
+            toolchain = re.search(r"-DCMAKE_TOOLCHAIN_FILE=(\S+)", text)
+            if toolchain and not (self.repo / toolchain.group(1)).exists():
+                self.error(where, f"toolchain file {toolchain.group(1)} does not exist")
 
     def check_kind(self, doc):
         names = script_names(self)
