@@ -6,7 +6,7 @@ set -euo pipefail
 server=${1:-build/native/apps/egress-server}
 seconds=${BENCH_SECONDS:-5}
 command -v wrk >/dev/null || { echo "apps_bench: wrk is missing (make deps installs it)"; exit 1; }
-port=$((30000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768+)
 log=$(mktemp)
 "$server" --name egress1 --listen "127.0.0.1:$port" --listen "127.0.0.1:$((port + 1))" >"$log" 2>&1 &
 pid=$!

@@ -16,7 +16,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-base=$((41000 + RANDOM % 2000 * 10))
+base=$((22000 + RANDOM % 900 * 10))  # below the ephemeral range (32768+), where wrk's sockets live
 "$build/apps/egress-server" --name egress1 --listen "127.0.0.1:$((base + 3))" >/dev/null &
 pids+=($!)
 socat "TCP-LISTEN:$((base + 4)),bind=127.0.0.1,fork,reuseaddr" SYSTEM:"echo egress1; cat" &

@@ -32,7 +32,7 @@ finish() {  # finish [LABEL]: the summary line; exit status 0 only without failu
 start_egress_server() {
   local server=$1 name=$2 log=$3 attempt
   for attempt in 1 2 3 4 5; do
-    port_http=$((20000 + RANDOM % 20000))
+    port_http=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768+)
     port_tls=$((port_http + 1))
     "$server" --name "$name" --listen "127.0.0.1:$port_http" --listen "127.0.0.1:$port_tls" >"$log" 2>&1 &
     server_pid=$!
