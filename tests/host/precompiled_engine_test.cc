@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -147,6 +148,91 @@ TEST(PrecompiledEngine, FailingHostFunctionTrapsWithItsMessage) {
   EXPECT_EQ(outcome.message, "proxy_log refused by the test host");
   EXPECT_TRUE(host.call("malloc", {8}).ok());
   EXPECT_EQ(host.call("no_such_export", {}).status, CallOutcome::Status::kMissing);
+}
+
+// Differential: the same configurations and random connections (valid, odd and malformed source
+// and destination texts) give the same cluster, filter state, close decision, log lines and
+// counters on both engines.
+TEST(PrecompiledEngine, SameBehaviourAsTheInterpreterOnRandomInputs) {
+  const std::vector<std::string> configurations = {
+      "",
+      "standalone",
+      R"({"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_cidr": "10.1.0.0/16",
+          "target": 2}, {"last_octet": [100, 199], "target": 1}], "port_map": {"443": 8443}})",
+      R"({"preset": "standalone", "mode": "dry-run", "log_level": "debug"})",
+      R"({"match_ports": [443, 80], "on_unroutable": "close"})",
+      R"({"rules": [{"source_cidr": "fd00::/8", "target": 1}], "log_level": "warn"})"};
+  std::mt19937 random(20261126);
+  auto pick = [&random](size_t n) { return static_cast<size_t>(random() % n); };
+  auto address = [&]() -> std::string {
+    switch (pick(6)) {
+      case 0:
+        return std::to_string(pick(256)) + "." + std::to_string(pick(256)) + "." +
+               std::to_string(pick(256)) + "." + std::to_string(pick(256)) + ":" +
+               std::to_string(pick(65536));
+      case 1:
+        return "[fd00::" + std::to_string(pick(10000)) + "]:" + std::to_string(pick(65536));
+      case 2:
+        return "[::ffff:10.1." + std::to_string(pick(256)) + ".7]:443";
+      case 3:
+        return "";
+      default: {
+        std::string junk(pick(40), '\0');
+        for (char& c : junk) c = static_cast<char>(pick(256));
+        return junk;
+      }
+    }
+  };
+  for (const std::string& configuration : configurations) {
+    SCOPED_TRACE(configuration);
+    std::unique_ptr<Vm> vms[2];
+    for (int precompiled = 0; precompiled < 2; ++precompiled) {
+      VmOptions options;
+      options.engine = precompiled ? EngineChoice::kPrecompiled : EngineChoice::kInterpreter;
+      LoadReport report;
+      vms[precompiled] = Vm::load(bytesOf(filterModule()), options, &report);
+      ASSERT_NE(vms[precompiled], nullptr);
+      ASSERT_TRUE(vms[precompiled]->start());
+      ASSERT_EQ(vms[precompiled]->startPlugin({"tcpsteer", configuration, "tcpsteer", ""}),
+                Vm::PluginStatus::kOk);
+    }
+    EXPECT_EQ(vms[0]->logLines(), vms[1]->logLines());
+    int rerouted = 0;
+    for (int i = 0; i < 1500; ++i) {
+      const std::string source = address();
+      const std::string destination =
+          pick(4) == 0 ? address() : "10.96.0.1:" + std::to_string(pick(3) ? 443 : 80);
+      const Connection* seen[2];
+      uint32_t ids[2];
+      for (int e = 0; e < 2; ++e) {
+        vms[e]->clearLogs();
+        ids[e] = vms[e]->newConnection(source, destination);
+        seen[e] = vms[e]->connection(ids[e]);
+      }
+      ASSERT_EQ(seen[0]->cluster_at_start, seen[1]->cluster_at_start)
+          << source << " -> " << destination;
+      ASSERT_EQ(seen[0]->filter_state, seen[1]->filter_state) << source;
+      ASSERT_EQ(seen[0]->closed_by_filter, seen[1]->closed_by_filter) << source;
+      ASSERT_EQ(vms[0]->logLines(), vms[1]->logLines()) << source;
+      rerouted += seen[1]->filter_state.empty() ? 0 : 1;
+      for (int e = 0; e < 2; ++e) {
+        vms[e]->closeDownstream(ids[e], PeerType::kRemote);
+        vms[e]->forgetConnection(ids[e]);
+      }
+    }
+    for (const char* metric : {"tcpsteer.skipped", "tcpsteer.unroutable", "tcpsteer.dry_run",
+                               "tcpsteer.errors", "tcpsteer.routed.egress1"}) {
+      EXPECT_EQ(vms[0]->metricValue(metric), vms[1]->metricValue(metric)) << metric;
+    }
+    EXPECT_FALSE(vms[0]->failed());
+    EXPECT_FALSE(vms[1]->failed());
+    // Not vacuous: both outcomes occurred (junk sources are unroutable, valid ones rerouted unless
+    // dry-run).
+    EXPECT_GT(vms[1]->metricValue("tcpsteer.unroutable").value_or(0), 100);
+    if (configuration.find("dry-run") == std::string::npos) {
+      EXPECT_GT(rerouted, 100);
+    }
+  }
 }
 
 TEST(PrecompiledEngine, OneVmPerThreadRunsConcurrently) {
