@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -117,6 +119,38 @@ TEST_F(ServerFixture, HttpAnswersWithEgressName) {
   EXPECT_EQ(exchange.egress, "egress1");
   EXPECT_TRUE(logged("\"event\":\"request\""));
   EXPECT_TRUE(logged("\"protocol\":\"http\""));
+}
+
+// The request log line is written by hand (the hot path); it must be the JSON log() would write.
+TEST_F(ServerFixture, RequestLogLineIsValidJsonWithTheUsualLayout) {
+  startServer();
+  std::string answer =
+      rawExchange("GET /plain?a=1 HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n");
+  ASSERT_NE(answer.find("200 OK"), std::string::npos) << answer;
+  answer =
+      rawExchange("GET /odd HTTP/1.1\r\nHost: caf\xc3\xa9\"q\\\tz\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(logged("\"target\":\"/odd\""));
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    for (const auto& line : log_)
+      if (line.find("\"event\":\"request\"") != std::string::npos) lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  // ASCII only: parsing and dumping again gives the same bytes (same keys, order, format as log()).
+  nlohmann::json plain = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(plain.dump(), lines[0]);
+  EXPECT_EQ(plain["host"], "api.example");
+  EXPECT_EQ(plain["target"], "/plain?a=1");
+  EXPECT_EQ(plain["method"], "GET");
+  EXPECT_EQ(plain["status"], 200);
+  EXPECT_EQ(plain["tls"], false);
+  EXPECT_EQ(plain["egress"], "egress1");
+  // Quotes, backslashes, control bytes and bytes >= 0x80 are escaped (the latter as their Latin-1
+  // reading).
+  nlohmann::json odd = nlohmann::json::parse(lines[1]);
+  EXPECT_EQ(odd["host"], "caf\u00c3\u00a9\"q\\\tz");
+  EXPECT_NE(lines[1].find(R"(\u00c3\u00a9\"q\\\u0009z)"), std::string::npos) << lines[1];
 }
 
 TEST_F(ServerFixture, HttpsWithVerification) {
