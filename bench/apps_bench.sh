@@ -32,3 +32,32 @@ echo "loaded RSS: $(rss)"
 run "new connection per request, 50 conns" -c50 -H "Connection: close" "http://127.0.0.1:$port/"
 run "TLS handshake per request, 20 conns" -c20 -H "Connection: close" "https://127.0.0.1:$((port + 1))/"
 echo "RSS after the runs: $(rss)"
+
+# Wall-clock figures move with whatever else the 2 cores do; instructions per request (callgrind)
+# do not: the server run once with 1 request and once with 2001, same certificate.
+if command -v valgrind >/dev/null; then
+  kill "$pid" 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench -keyout "$log.key" -out "$log.crt" 2>/dev/null
+  instructions() {  # instructions N: total instructions of a server run that answers N keep-alive requests
+    local out="$log.cg" total
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --name egress1 --listen "127.0.0.1:$port" \
+      --listen "127.0.0.1:$((port + 1))" --tls-cert "$log.crt" --tls-key "$log.key" >"$log" 2>/dev/null &
+    local cg=$!
+    for _ in $(seq 200); do grep -q ":$((port + 1))" "$log" 2>/dev/null && break; sleep 0.05; done
+    python3 - "$port" "$1" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    c.request("GET", "/", headers={"Host": "bench"})
+    c.getresponse().read()
+PY
+    kill -INT "$cg"; wait "$cg" 2>/dev/null
+    total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    rm -f "$out"
+    echo "$total"
+  }
+  one=$(instructions 1)
+  many=$(instructions 2001)
+  echo "instructions per keep-alive request (callgrind): $(( (many - one) / 2000 ))"
+  rm -f "$log.key" "$log.crt"
+fi

@@ -16,7 +16,7 @@ packages=(
   # host emulator, proxy and apps
   libboost1.81-dev libssl-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   # end-to-end tools, lint, manifest checks
-  curl openssl jq socat wrk iproute2 procps
+  curl openssl jq socat wrk iproute2 procps valgrind
   clang-format-19 clang-tidy-19 shellcheck yamllint python3 python3-jsonschema python3-yaml
 )
 
