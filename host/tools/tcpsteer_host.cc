@@ -106,7 +106,7 @@ bool parseConn(const std::string& text, ConnSpec* out) {
 
 int replay(const std::string& path, const std::string& root_id, std::string config,
            const std::vector<std::string>& conns, bool fail_open, const std::string& level,
-           uint64_t budget, bool profile) {
+           uint64_t budget, bool profile, const std::string& engine) {
   std::string module;
   std::string error;
   if (!readFile(path, &module, &error)) {
@@ -130,6 +130,9 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
   tcpsteer::host::VmOptions options;
   options.fail_open = fail_open;
   options.instruction_budget = budget;
+  options.engine = engine == "precompiled" ? tcpsteer::host::EngineChoice::kPrecompiled
+                   : engine == "auto"      ? tcpsteer::host::EngineChoice::kAuto
+                                           : tcpsteer::host::EngineChoice::kInterpreter;
   static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical"};
   for (int i = 0; i < 6; ++i) {
     if (level == kLevels[i]) options.log_level = static_cast<LogLevel>(i);
@@ -244,6 +247,7 @@ int main(int argc, char** argv) {
   std::string level = "info";
   uint64_t budget = 50'000'000;
   bool profile = false;
+  std::string engine = "interpreter";
   replay_cmd->add_option("module", replay_path, "the .wasm file")->required();
   replay_cmd->add_option("--root-id", root_id, "plugin root_id (Istio pluginName)")
       ->capture_default_str();
@@ -261,6 +265,12 @@ int main(int argc, char** argv) {
   replay_cmd
       ->add_option("--budget", budget, "wasm instructions allowed per callback (0 = unlimited)")
       ->capture_default_str();
+  replay_cmd
+      ->add_option("--engine", engine,
+                   "interpreter (counts instructions), precompiled (the module this build "
+                   "compiled in, native speed, no counts) or auto")
+      ->check(CLI::IsMember({"interpreter", "precompiled", "auto"}))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -269,5 +279,5 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (check_cmd->parsed()) return check(check_path, json);
-  return replay(replay_path, root_id, config, conns, fail_open, level, budget, profile);
+  return replay(replay_path, root_id, config, conns, fail_open, level, budget, profile, engine);
 }

@@ -35,6 +35,10 @@ expect replay-bad-config 1 '"status":"config_rejected"' -- "$host" replay "$modu
 expect replay-config-file-missing 2 "cannot read /nonexistent.json" -- "$host" replay "$module" --config @/nonexistent.json --conn a,b
 expect replay-trap 1 '"event":"vm_failed"' -- "$host" replay "$modules/trap_on_connection.wasm" --conn a:1,b:2 --conn c:1,d:2
 expect replay-budget 1 'budget' -- "$host" replay "$modules/infinite_loop.wasm" --budget 10000 --conn a:1,b:2
+expect replay-precompiled 0 '"cluster":"egress2"' -- "$host" replay "$module" --engine precompiled --config standalone --conn 10.0.0.3:1,1.2.3.4:443
+expect replay-precompiled-other-module 1 "not the one tcpsteer was built with" -- \
+  "$host" replay "$modules/trap_on_connection.wasm" --engine precompiled --conn a:1,b:2
+expect replay-bad-engine 2 "engine" -- "$host" replay "$module" --engine jit --conn a,b
 expect demo 0 "10.244.0.11:40001 +outbound\|443\|\|egress2" -- bash "$demo" "$host" "$module"
-echo "$((16 - failures)) passed, $failures failed"
+echo "$((19 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
