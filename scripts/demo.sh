@@ -99,7 +99,8 @@ for source in 127.0.0.10 127.0.0.11; do
 done
 echo
 echo "filter decisions (proxy log):"
-grep "TCP WASM" "$work/proxy.log" | sed -n '1,8s/^/  /p' || true
+grep -m1 "engine=" "$work/proxy.log" | sed 's/^/  /' || true
+grep "new connection" "$work/proxy.log" | sed -n '1,6s/^/  /p' || true
 echo "counters (/stats/prometheus):"
 curl -s "http://127.0.0.1:$admin/stats/prometheus" | grep -E "^tcpsteer_routed|^tcpsteer_errors|downstream_cx_total" | sed 's/^/  /' || true
 [ "$status" -eq 0 ] && echo "demo: every connection went where the filter's rule says" || echo "demo: FAILED"
