@@ -8,14 +8,9 @@ build=${1:-build/native}
 module=${2:-build/wasm/filter/tcpsteer.wasm}
 seconds=${BENCH_SECONDS:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# Scratch directory and background processes stopped on exit, as in the shell tests.
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/harness.sh
+source "$root/tests/lib/harness.sh"
 base=$((22000 + RANDOM % 900 * 10))  # below the ephemeral range (32768+), where wrk's sockets live
 "$build/apps/egress-server" --name egress1 --listen "127.0.0.1:$((base + 3))" >/dev/null &
 pids+=($!)
