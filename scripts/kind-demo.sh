@@ -264,6 +264,7 @@ cmd_verify() {
     run kubectl -n "$NAMESPACE" get pods -l app=demo-client -o "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{'\n'}{end}"
     run kubectl -n "$NAMESPACE" logs POD -c demo-client --since=10m
     run kubectl -n "$NAMESPACE" logs POD -c istio-proxy --since=10m
+    run kubectl -n "$NAMESPACE" exec POD -c istio-proxy -- pilot-agent request GET stats/prometheus
     return 0
   fi
   if ! ((port80)) && kubectl -n "$NAMESPACE" get envoyfilter tcpsteer-port80 >/dev/null 2>&1; then port80=1; fi
@@ -281,6 +282,12 @@ cmd_verify() {
     done
     cat "$work/result"
     grep -q FAIL "$work/result" && failed=1
+    # The filter's counters as Prometheus scrapes them (informational: Istio's stats inclusion list
+    # decides whether wasmcustom metrics are exported; docs/istio.md#debugging).
+    local counters
+    counters=$(kubectl -n "$NAMESPACE" exec "$name" -c istio-proxy -- pilot-agent request GET stats/prometheus 2>/dev/null |
+      grep -E '^tcpsteer_(routed|unroutable|errors)' | xargs || true)
+    echo "  info counters: ${counters:-none exported (add proxyStatsMatcher inclusionPrefixes [\"wasmcustom\"], docs/istio.md)}"
   done <<<"$pods"
   if ((failed)); then
     echo; echo "verify: FAILED. Next: scripts/inspect-chains.sh POD 443 (is the wasm filter before tcp_proxy?) and docs/istio.md#troubleshooting"

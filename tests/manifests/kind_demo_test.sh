@@ -48,7 +48,8 @@ in_order "$work/up.txt" \
   "+ kubectl -n tcpsteer rollout status deployment/egress1" \
   "+ kubectl -n tcpsteer rollout status deployment/demo-client" \
   "+ kubectl -n tcpsteer get pods -l app=demo-client" \
-  "+ kubectl -n tcpsteer logs POD -c istio-proxy"
+  "+ kubectl -n tcpsteer logs POD -c istio-proxy" \
+  "+ kubectl -n tcpsteer exec POD -c istio-proxy -- pilot-agent request GET stats/prometheus"
 check dry-run-up-sequence $?
 grep -q "^==> checking tools" "$work/up.txt" && grep -q "^==> verify" "$work/up.txt"; check dry-run-banners $?
 ! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile|kustomization)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
