@@ -135,8 +135,11 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
   # Pods reach the registry by its address on the kind network; istio-agent must be told it is plain HTTP.
   sed -e "s|oci://[^/]*/|oci://$registry_ip:5000/|" -e "s|sha256: \".*\"|sha256: \"$digest\"|" \
     "$repo/deploy/k8s/wasmplugin-oci/50-wasmplugin-oci.yaml" >"$work/50-wasmplugin-oci.yaml"
-  run kubectl -n "$NAMESPACE" patch deployment demo-client --type merge -p \
-    "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"proxy.istio.io/config\":\"{\\\"holdApplicationUntilProxyStarts\\\": true, \\\"proxyMetadata\\\": {\\\"WASM_INSECURE_REGISTRIES\\\": \\\"$registry_ip:5000\\\"}}\"}}}}}"
+  # istio-agent must be told the registry speaks plain HTTP: a copy of the client manifest says so.
+  sed "s|proxy.istio.io/config: '{\"holdApplicationUntilProxyStarts\": true}'|proxy.istio.io/config: '{\"holdApplicationUntilProxyStarts\": true, \"proxyMetadata\": {\"WASM_INSECURE_REGISTRIES\": \"$registry_ip:5000\"}}'|" \
+    "$repo/deploy/k8s/base/30-demo-client.yaml" >"$work/30-demo-client.yaml"
+  grep -q WASM_INSECURE_REGISTRIES "$work/30-demo-client.yaml" ||
+    die "could not set WASM_INSECURE_REGISTRIES in the client manifest (its proxy.istio.io/config annotation changed?)"
   apply_file "$repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml"
   apply_file "$work/50-wasmplugin-oci.yaml"
 }
@@ -176,24 +179,29 @@ cmd_up() {
   run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply -f -"
   run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply -f -"
 
-  banner "manifests: base, then the filter ($plugin)$( ((port80)) && echo ', then the port-80 override')"
-  local file
+  # The filter's configuration goes in before the client starts: with holdApplicationUntilProxyStarts
+  # the client's first request waits for a sidecar that already has the filter, so no early answer
+  # comes from the unfiltered default route.
+  banner "manifests: egress and ServiceEntry, the filter ($plugin)$( ((port80)) && echo ' and the port-80 override'), then the client"
+  local file client_manifest=deploy/k8s/base/30-demo-client.yaml
   for file in deploy/k8s/base/[0-9]*.yaml; do  # the manifests, not kustomization.yaml
+    [[ $file == *demo-client* ]] && continue
     if [[ $file == *networkpolicy* ]] && ! ((network_policies)); then echo "skipping $file (--no-network-policies)"; continue; fi
     apply_file "$file"
   done
-  # On a re-run the module, the CA and the certificate are new: restart every pod so all of them use the
-  # same ones (istio-proxy reads the module file when it builds the listener; the apps read TLS files at start).
-  run kubectl -n "$NAMESPACE" rollout restart deployment/egress1 deployment/egress2 deployment/demo-client
-  case $plugin in
-    envoyfilter) apply_file deploy/k8s/envoyfilter/50-envoyfilter.yaml ;;
-    wasmplugin) apply_file deploy/k8s/wasmplugin/50-wasmplugin.yaml ;;
-    wasmplugin-oci) oci_plugin_manifest ;;
-  esac
   if ((port80)); then
     apply_file deploy/k8s/port80/20-serviceentry.yaml
     apply_file deploy/k8s/port80/55-envoyfilter-port80.yaml
   fi
+  case $plugin in
+    envoyfilter) apply_file deploy/k8s/envoyfilter/50-envoyfilter.yaml ;;
+    wasmplugin) apply_file deploy/k8s/wasmplugin/50-wasmplugin.yaml ;;
+    wasmplugin-oci) oci_plugin_manifest; client_manifest=$work/30-demo-client.yaml ;;
+  esac
+  apply_file "$client_manifest"
+  # On a re-run the module, the CA and the certificate are new: restart every pod so all of them use the
+  # same ones (istio-proxy reads the module file when it builds the listener; the apps read TLS files at start).
+  run kubectl -n "$NAMESPACE" rollout restart deployment/egress1 deployment/egress2 deployment/demo-client
 
   banner "waiting for rollouts"
   local deployment
@@ -261,7 +269,7 @@ cmd_verify() {
   fi
   banner "verify: each client pod's answers and the filter's decisions follow the even/odd rule"
   if ((dry_run)); then
-    run kubectl -n "$NAMESPACE" get pods -l app=demo-client -o "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{'\n'}{end}"
+    run kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json
     run kubectl -n "$NAMESPACE" logs POD -c demo-client --since=10m
     run kubectl -n "$NAMESPACE" logs POD -c istio-proxy --since=10m
     run kubectl -n "$NAMESPACE" exec POD -c istio-proxy -- pilot-agent request GET stats/prometheus
@@ -269,14 +277,15 @@ cmd_verify() {
   fi
   if ! ((port80)) && kubectl -n "$NAMESPACE" get envoyfilter tcpsteer-port80 >/dev/null 2>&1; then port80=1; fi
   local pods failed=0 name ip attempt
-  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running \
-    -o "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{'\n'}{end}")
+  # Running pods that are not being replaced (a rollout restart leaves old ones terminating).
+  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
+    jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')
   [ -n "$pods" ] || die "no running demo-client pod in namespace $NAMESPACE (kubectl -n $NAMESPACE get pods)"
   while read -r name ip; do
     # The client makes one round every 2 s; give it time for a few.
     for attempt in 1 2 3 4 5 6; do
-      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log"
-      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log"
+      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log" || true
+      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log" || true
       if check_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" >"$work/result" 2>&1; then break; fi
       ((attempt < 6)) && sleep 5
     done
@@ -326,8 +335,14 @@ case $plugin in
   envoyfilter|wasmplugin|wasmplugin-oci) ;;
   *) die "--plugin must be envoyfilter, wasmplugin or wasmplugin-oci, not '$plugin'" ;;
 esac
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Scratch files (certificates, rendered manifests); KIND_DEMO_WORK keeps them in a directory of yours.
+if [ -n "${KIND_DEMO_WORK:-}" ]; then
+  work=$KIND_DEMO_WORK
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 ((dry_run)) && echo "kind-demo: dry run: printing the commands of '$command' instead of running them"
 
 case $command in

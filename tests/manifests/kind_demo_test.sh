@@ -42,9 +42,10 @@ in_order "$work/up.txt" \
   "create configmap tcpsteer-wasm --from-file=tcpsteer.wasm=build/wasm/filter/tcpsteer.wasm" \
   "+ kubectl apply -f deploy/k8s/base/10-egress.yaml" \
   "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
-  "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" \
   "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" \
   "+ kubectl apply -f deploy/k8s/envoyfilter/50-envoyfilter.yaml" \
+  "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" \
+  "+ kubectl -n tcpsteer rollout restart deployment/egress1 deployment/egress2 deployment/demo-client" \
   "+ kubectl -n tcpsteer rollout status deployment/egress1" \
   "+ kubectl -n tcpsteer rollout status deployment/demo-client" \
   "+ kubectl -n tcpsteer get pods -l app=demo-client" \
@@ -55,18 +56,34 @@ grep -q "^==> checking tools" "$work/up.txt" && grep -q "^==> verify" "$work/up.
 ! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile|kustomization)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
 
 bash "$script" up --dry-run --plugin wasmplugin --port80 --no-network-policies >"$work/up2.txt" 2>&1
-in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" \
-  "+ kubectl apply -f deploy/k8s/port80/20-serviceentry.yaml" "+ kubectl apply -f deploy/k8s/port80/55-envoyfilter-port80.yaml" &&
+in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
+  "+ kubectl apply -f deploy/k8s/port80/20-serviceentry.yaml" "+ kubectl apply -f deploy/k8s/port80/55-envoyfilter-port80.yaml" \
+  "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" &&
   ! grep -q "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" "$work/up2.txt" &&
   ! grep -q "envoyfilter/50-envoyfilter.yaml" "$work/up2.txt"
 check dry-run-wasmplugin-port80-no-policies $?
 
-bash "$script" up --dry-run --plugin=wasmplugin-oci >"$work/up3.txt" 2>&1
+KIND_DEMO_WORK=$work/oci bash "$script" up --dry-run --plugin=wasmplugin-oci >"$work/up3.txt" 2>&1
 in_order "$work/up3.txt" "+ docker build -f deploy/docker/plugin.Dockerfile -t tcpsteer/plugin:0.1.0 ." \
   "+ docker run -d --restart=always -p 127.0.0.1:5001:5000 --name kind-registry registry:2" \
-  "+ docker push localhost:5001/tcpsteer/plugin:0.1.0" "WASM_INSECURE_REGISTRIES" \
-  "+ kubectl apply -f $repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml" "50-wasmplugin-oci.yaml"
+  "+ docker push localhost:5001/tcpsteer/plugin:0.1.0" \
+  "+ kubectl apply -f $repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml" \
+  "+ kubectl apply -f $work/oci/50-wasmplugin-oci.yaml" "+ kubectl apply -f $work/oci/30-demo-client.yaml"
 check dry-run-wasmplugin-oci $?
+# The rendered copies: the client tells istio-agent the registry is plain HTTP, the WasmPlugin points
+# at the registry's address (a placeholder in a dry run) and carries a digest.
+python3 - "$work/oci" <<'PY'
+import json, sys, yaml
+work = sys.argv[1]
+client = [d for d in yaml.safe_load_all(open(f"{work}/30-demo-client.yaml")) if d and d["kind"] == "Deployment"][0]
+config = json.loads(client["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"])
+assert config == {"holdApplicationUntilProxyStarts": True,
+                  "proxyMetadata": {"WASM_INSECURE_REGISTRIES": "REGISTRY_IP:5000"}}, config
+plugin = yaml.safe_load(open(f"{work}/50-wasmplugin-oci.yaml"))
+assert plugin["spec"]["url"] == "oci://REGISTRY_IP:5000/tcpsteer/plugin:0.1.0", plugin["spec"]["url"]
+assert len(plugin["spec"]["sha256"]) == 64
+PY
+check dry-run-wasmplugin-oci-rendered-manifests $?
 
 bash "$script" down --dry-run >"$work/down.txt" 2>&1
 in_order "$work/down.txt" "+ kind delete cluster --name tcpsteer" "+ docker rm -f kind-registry"
