@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -125,7 +126,8 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
         *error = std::string("no host function for import ") + name.module + "." + name.name;
         return false;
       }
-      slots_.push_back(*found);
+      const ImportDesc& desc = imports_[static_cast<size_t>(found - functions.data())];
+      slots_.push_back({*found, desc.sig.params.size(), desc.sig.results.size()});
     }
     instance_ = ::operator new(binding().instance_size, std::align_val_t(binding().instance_align));
     std::memset(instance_, 0, binding().instance_size);
@@ -184,13 +186,10 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
   }
 
   bool callImport(uint32_t slot, const uint64_t* args, uint64_t* results) override {
-    const HostFunction& function = slots_[slot];
-    const ImportDesc* desc = descFor(slot);
-    const size_t param_count = desc != nullptr ? desc->sig.params.size() : 0;
-    const size_t result_count = desc != nullptr ? desc->sig.results.size() : 0;
+    const Slot& target = slots_[slot];
     std::string trap;
-    if (!function(std::span<const uint64_t>(args, param_count),
-                  std::span<uint64_t>(results, result_count), &trap)) {
+    if (!target.function(std::span<const uint64_t>(args, target.param_count),
+                         std::span<uint64_t>(results, target.result_count), &trap)) {
       host_trap_ = trap.empty() ? "host function trapped" : trap;
       return false;
     }
@@ -198,21 +197,30 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
   }
 
  private:
+  // A generated import thunk's host function, with the arity looked up once at instantiation.
+  struct Slot {
+    HostFunction function;
+    size_t param_count;
+    size_t result_count;
+  };
+
   const precompiled::ExportEntry* find(const std::string& name) const {
-    for (const precompiled::ExportEntry& entry : binding().exports)
-      if (name == entry.name) return &entry;
-    return nullptr;
+    auto it = exports_by_name_.find(name);
+    return it != exports_by_name_.end() ? it->second : nullptr;
   }
-  const ImportDesc* descFor(uint32_t slot) const {
-    const precompiled::ImportName& name = binding().imports[slot];
-    for (const ImportDesc& desc : imports_)
-      if (desc.module == name.module && desc.name == name.name) return &desc;
-    return nullptr;
+
+  static std::map<std::string, const precompiled::ExportEntry*, std::less<>> exportIndex() {
+    std::map<std::string, const precompiled::ExportEntry*, std::less<>> index;
+    for (const precompiled::ExportEntry& entry : binding().exports)
+      index.emplace(entry.name, &entry);
+    return index;
   }
 
   std::vector<ImportDesc> imports_;
   std::vector<ExportDesc> exports_;
-  std::vector<HostFunction> slots_;
+  std::map<std::string, const precompiled::ExportEntry*, std::less<>> exports_by_name_ =
+      exportIndex();
+  std::vector<Slot> slots_;
   void* instance_ = nullptr;
   bool instantiated_ = false;
   int depth_ = 0;
