@@ -63,8 +63,8 @@ def main():
         import_rows.append(f'    {{"{mod}", "{name}"}},')
     export_rows = []
     for name, decl in exports:
-        if "wasm_rt_memory_t" in decl or "wasm_rt_" in decl.split("(")[0]:
-            continue  # memory/table/global exports
+        if decl.startswith("wasm_rt_"):
+            continue  # memory and table exports (they return wasm_rt_* pointers)
         result, symbol, params = parse_decl(decl)
         call_args = ", ".join([f"static_cast<{instance}*>(instance)"] +
                               [f"static_cast<{t}>(args[{i}])" for i, t in enumerate(params)])

@@ -815,10 +815,13 @@ std::unique_ptr<Vm> Vm::load(std::span<const uint8_t> module, VmOptions options,
   }
   if (!out.ok) return nullptr;
   std::string error;
-  const bool precompiled = options.engine == EngineChoice::kPrecompiled ||
-                           (options.engine == EngineChoice::kAuto && precompiledMatches(module));
-  auto engine =
-      precompiled ? makePrecompiledEngine(module, &error) : WasmEngine::parse(module, &error);
+  // Precompiled when asked for or (auto) when this is the built module; else the interpreter.
+  std::unique_ptr<WasmEngine> engine;
+  if (options.engine != EngineChoice::kInterpreter) engine = makePrecompiledEngine(module, &error);
+  const bool precompiled = engine != nullptr;
+  if (!engine && options.engine != EngineChoice::kPrecompiled) {
+    engine = WasmEngine::parse(module, &error);
+  }
   if (!engine) {
     out.ok = false;
     out.problems.push_back(error);

@@ -130,9 +130,7 @@ int replay(const std::string& path, const std::string& root_id, std::string conf
   tcpsteer::host::VmOptions options;
   options.fail_open = fail_open;
   options.instruction_budget = budget;
-  options.engine = engine == "precompiled" ? tcpsteer::host::EngineChoice::kPrecompiled
-                   : engine == "auto"      ? tcpsteer::host::EngineChoice::kAuto
-                                           : tcpsteer::host::EngineChoice::kInterpreter;
+  options.engine = tcpsteer::host::kEngineNames.at(engine);
   static constexpr const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical"};
   for (int i = 0; i < 6; ++i) {
     if (level == kLevels[i]) options.log_level = static_cast<LogLevel>(i);
@@ -269,7 +267,7 @@ int main(int argc, char** argv) {
       ->add_option("--engine", engine,
                    "interpreter (counts instructions), precompiled (the module this build "
                    "compiled in, native speed, no counts) or auto")
-      ->check(CLI::IsMember({"interpreter", "precompiled", "auto"}))
+      ->check(CLI::IsMember(tcpsteer::host::kEngineNames))
       ->capture_default_str();
 
   try {

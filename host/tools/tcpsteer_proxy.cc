@@ -392,16 +392,13 @@ int main(int argc, char** argv) {
                  "how the module runs: precompiled (built-in native code of the module this "
                  "project built; refuses others), interpreter (wabt), or auto (precompiled when "
                  "the module is the built one)")
-      ->check(CLI::IsMember({"auto", "interpreter", "precompiled"}))
+      ->check(CLI::IsMember(tcpsteer::host::kEngineNames))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  const auto engine_choice = engine == "interpreter"   ? tcpsteer::host::EngineChoice::kInterpreter
-                             : engine == "precompiled" ? tcpsteer::host::EngineChoice::kPrecompiled
-                                                       : tcpsteer::host::EngineChoice::kAuto;
   std::string error;
   auto config = tcpsteer::host::loadEnvoyConfig(config_path, &error);
   if (!config) {
@@ -425,7 +422,8 @@ int main(int argc, char** argv) {
   Stats stats;
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < concurrency; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, *config, stats, engine_choice));
+    workers.push_back(
+        std::make_unique<Worker>(i, *config, stats, tcpsteer::host::kEngineNames.at(engine)));
     if (!workers.back()->setUp(modules, &error)) {
       std::cerr << "tcpsteer-proxy: " << error << "\n";
       return 1;
