@@ -66,8 +66,13 @@ chains=$(jq -c '
      kinds: [(.c.filters // [])[] | kind]}
 ' <<<"$dump")
 
+show_chains() {  # show_chains WITH_PORT < chains: "listener  [chain] (port=) (match=)" then its filters
+  jq -r --argjson with_port "$1" '"\(.listener)  [\(.chain)]\(if $with_port then " port=\(.port)" else "" end)\(
+    if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"'
+}
+
 if [ -z "$port" ]; then
-  jq -r '"\(.listener)  [\(.chain)] port=\(.port)\(if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"' <<<"$chains"
+  show_chains true <<<"$chains"
   exit 0
 fi
 
@@ -78,7 +83,7 @@ if [ -z "$selected" ]; then
 fi
 found=0
 while IFS= read -r chain; do
-  jq -r '"\(.listener)  [\(.chain)]\(if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"' <<<"$chain"
+  show_chains false <<<"$chain"
   verdict=$(jq -r '
     (.kinds | index("wasm")) as $w | (.kinds | index("tcp_proxy")) as $t | (.kinds | index("hcm")) as $h
     | if $w != null and $t != null and $w < $t then "ok: the wasm filter runs before tcp_proxy"

@@ -52,8 +52,8 @@ static_resources:
 YAML
 }
 
-start_proxy() {  # start_proxy CONFIG LOG
-  "$proxy" -c "$1" --concurrency "${CONCURRENCY:-2}" >"$2" 2>&1 &
+start_proxy() {  # start_proxy CONFIG LOG [PROXY-OPTIONS...]
+  "$proxy" -c "$1" --concurrency "${CONCURRENCY:-2}" "${@:3}" >"$2" 2>&1 &
   proxy_pid=$!
   pids+=("$proxy_pid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$(port 2)/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -151,10 +151,7 @@ out=$("$proxy" -c "$work/f.yaml" --engine precompiled 2>&1); code=$?
 [ $code -eq 1 ] && grep -q "not the one tcpsteer was built with" <<<"$out"; check engine-precompiled-refuses-other-module $?
 CONCURRENCY=2
 config "$work/h.yaml" standalone
-"$proxy" -c "$work/h.yaml" --engine interpreter --concurrency 2 >"$work/h.log" 2>&1 &
-proxy_pid=$!
-pids+=("$proxy_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$(port 2)/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+start_proxy "$work/h.yaml" "$work/h.log" --engine interpreter
 out=$(printf '' | timeout 5 socat - "TCP:127.0.0.1:$(port 1),bind=127.0.0.33" | head -1)
 [ "$out" = "egress2" ] && grep -q "engine=interpreter" "$work/h.log"; check engine-interpreter-on-request $?
 stop_proxy
