@@ -120,9 +120,9 @@ out=$("$proxy" -c "$work/d.yaml" 2>&1); code=$?
 [ $code -eq 1 ] && grep -q "invalid configuration at 'mode'" <<<"$out" && grep -q "rejected its configuration" <<<"$out"
 check invalid-filter-config-refused $?
 # 9. A config outside the supported subset names the field.
-sed 's/stat_prefix: main/stat_prefix: main\n                idle_timeout: 1s/' "$work/a.yaml" | sed 's/\\n/\n/' >"$work/e.yaml"
+sed 's/stat_prefix: main/stat_prefix: main\n                max_connect_attempts: 2/' "$work/a.yaml" | sed 's/\\n/\n/' >"$work/e.yaml"
 out=$("$proxy" -c "$work/e.yaml" 2>&1); code=$?
-[ $code -eq 1 ] && grep -q "typed_config.idle_timeout: not supported" <<<"$out"; check unsupported-field-named $?
+[ $code -eq 1 ] && grep -q "typed_config.max_connect_attempts: not supported" <<<"$out"; check unsupported-field-named $?
 
 # 10. A trapping filter: fail-closed closes connections after the trap, fail-open lets them through.
 CONCURRENCY=1

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "host/src/host_functions.h"
+#include "host/src/import_table.h"
 #include "tcpsteer/host/vm.h"
 
 namespace tcpsteer::host {
@@ -56,7 +56,7 @@ TEST(HostLoad, ImportTableMatchesEnvoyList) {
     envoy[line.substr(0, space)] = line.substr(space + 1);
   }
   size_t checked = 0;
-  for (const HostFunctionSpec& spec : kHostFunctions) {
+  for (const ImportRow& spec : importTable()) {
     std::vector<std::string> names;
     if (spec.module == "env") {
       names.push_back("env." + std::string(spec.name));

@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-#include "host/src/precompiled_engine.h"
+#include "host/src/engine/precompiled_engine.h"
 #include "tcpsteer/host/vm.h"
 
 namespace tcpsteer::host {
@@ -84,8 +84,8 @@ struct Host {
     return engine->call(name, args);
   }
   void startRootAndConnection() {
-    std::string error;
-    ASSERT_TRUE(engine->instantiate(functions, &error)) << error;
+    auto instantiated = engine->instantiate(functions);
+    ASSERT_TRUE(instantiated) << instantiated.error();
     ASSERT_TRUE(call("_initialize", {}).ok());
     ASSERT_TRUE(call("proxy_on_context_create", {1, 0}).ok());
     ASSERT_TRUE(call("proxy_on_vm_start", {1, 0}).ok());
@@ -95,11 +95,10 @@ struct Host {
 };
 
 std::unique_ptr<WasmEngine> makeEngine(bool precompiled) {
-  std::string error;
-  auto engine = precompiled ? makePrecompiledEngine(bytesOf(filterModule()), &error)
-                            : WasmEngine::parse(bytesOf(filterModule()), &error);
-  EXPECT_NE(engine, nullptr) << error;
-  return engine;
+  auto engine = precompiled ? makePrecompiledEngine(bytesOf(filterModule()))
+                            : WasmEngine::parse(bytesOf(filterModule()));
+  EXPECT_TRUE(engine) << engine.error();
+  return engine ? std::move(*engine) : nullptr;
 }
 
 TEST(PrecompiledEngine, OutOfBoundsAccessTrapsLikeTheInterpreterAndTheEngineKeepsWorking) {
@@ -138,8 +137,8 @@ TEST(PrecompiledEngine, FailingHostFunctionTrapsWithItsMessage) {
     *trap = "proxy_log refused by the test host";
     return false;
   });
-  std::string error;
-  ASSERT_TRUE(host.engine->instantiate(host.functions, &error)) << error;
+  auto instantiated = host.engine->instantiate(host.functions);
+  ASSERT_TRUE(instantiated) << instantiated.error();
   ASSERT_TRUE(host.call("_initialize", {}).ok());
   ASSERT_TRUE(host.call("proxy_on_context_create", {1, 0}).ok());
   host.call("proxy_on_vm_start", {1, 0});

@@ -9,22 +9,32 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "host/src/limits.h"
+#include "proxy_wasm/abi_types.h"
 
 namespace tcpsteer::host {
 
 class WasmEngine;
+class EnvoyHost;
+class GuestMemory;
+struct ImportRow;
 
-enum class LogLevel : uint32_t { kTrace = 0, kDebug, kInfo, kWarn, kError, kCritical };
+// The ABI's enums, shared with the guest SDK (sdk/include/proxy_wasm/abi_types.h).
+using LogLevel = proxy_wasm::LogLevel;
+using PeerType = proxy_wasm::PeerType;
+using MetricType = proxy_wasm::MetricType;
+// What a network filter callback tells the filter manager (FilterStatus on the wire).
 enum class Action : uint32_t { kContinue = 0, kPause = 1 };
-enum class PeerType : uint32_t { kUnknown = 0, kLocal = 1, kRemote = 2 };
-enum class MetricType : uint32_t { kCounter = 0, kGauge = 1, kHistogram = 2 };
 
 const char* logLevelName(LogLevel level);
 
@@ -48,7 +58,8 @@ inline const std::map<std::string, EngineChoice> kEngineNames = {
 
 struct VmOptions {
   EngineChoice engine = EngineChoice::kInterpreter;
-  uint64_t instruction_budget = 50'000'000;  // per top-level callback; 0 = unlimited (interpreter)
+  // Per top-level callback, start function and _initialize included; 0 = unlimited (interpreter).
+  uint64_t instruction_budget = limits::kDefaultInstructionBudget;
   LogLevel log_level =
       LogLevel::kTrace;    // what proxy_get_log_level reports; lower lines are dropped
   bool fail_open = false;  // Istio's default is FAIL_CLOSE
@@ -112,8 +123,26 @@ struct Connection {
   bool closed_by_filter = false;
   bool downstream_closed = false;
   bool upstream_closed = false;
+  bool downstream_end_of_stream = false;  // the client half-closed (seen by the filter)
+  bool upstream_end_released = false;     // that half-close was released towards the upstream
+  bool downstream_end_released = false;   // the upstream's half-close was released to the client
   bool filter_skipped = false;  // fail-open on a failed VM: the filter was not in the chain
   uint64_t instructions = 0;    // wasm instructions run for this connection
+};
+
+// What the network filter manager tells an embedder (a proxy) about one connection, as it
+// happens, so the embedder never polls Connection. Byte views are valid during the call only.
+class ConnectionObserver {
+ public:
+  virtual ~ConnectionObserver() = default;
+  // The chain reached tcp_proxy; cluster is the filter state envoy.tcp_proxy.cluster, if set.
+  virtual void onTcpProxyStart(const std::optional<std::string>& cluster) = 0;
+  // Bytes the filter released towards the upstream / the client; end_of_stream passes a half-close
+  // on (delivered once per direction).
+  virtual void onReleaseUpstream(std::string_view bytes, bool end_of_stream) = 0;
+  virtual void onReleaseDownstream(std::string_view bytes, bool end_of_stream) = 0;
+  // The filter, or a fail-closed VM, closed the connection.
+  virtual void onCloseByFilter() = 0;
 };
 
 struct Failure {
@@ -127,9 +156,11 @@ class Vm {
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
-  // Checks the module as Envoy would (imports, ABI marker, allocator, export signatures).
-  static LoadReport inspect(std::span<const uint8_t> module);
-  // Loads and instantiates. nullptr when Envoy would refuse the module; *report says why.
+  // Checks the module as Envoy would (load-time limits, imports available on a host of this WASI
+  // tier, ABI marker, allocator, export signatures), without instantiating it.
+  static LoadReport inspect(std::span<const uint8_t> module, WasiTier tier = WasiTier::kTier1);
+  // Loads and instantiates (the start function runs under the budget). nullptr when Envoy would
+  // refuse the module or instantiation fails; *report says why.
   static std::unique_ptr<Vm> load(std::span<const uint8_t> module, VmOptions options,
                                   LoadReport* report);
 
@@ -142,13 +173,18 @@ class Vm {
 
   // Per connection, in Envoy's order. Properties are derived from the addresses; override any with
   // setProperty before newConnection via the extra map.
+  // With an observer, released bytes and stream events go to it as they happen; without one they
+  // accumulate in Connection (forwarded_upstream/_downstream) for tests to inspect.
   uint32_t newConnection(const std::string& source_address, const std::string& destination_address,
-                         const std::map<std::string, std::string>& extra_properties = {});
-  Action downstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
-  Action upstreamData(uint32_t connection, const std::string& bytes, bool end_of_stream);
+                         const std::map<std::string, std::string>& extra_properties = {},
+                         ConnectionObserver* observer = nullptr);
+  Action downstreamData(uint32_t connection, std::string_view bytes, bool end_of_stream);
+  Action upstreamData(uint32_t connection, std::string_view bytes, bool end_of_stream);
   void closeDownstream(uint32_t connection, PeerType peer);  // runs close, done, log, delete
   // Host calls made by the module from inside a callback are applied when it returns, as Envoy
-  // does.
+  // does. While the filter pauses, downstream bytes are held; an embedder stops reading once
+  // bufferedDownstreamBytes reaches limits::kMaxStreamBufferBytes (Envoy's read-disable).
+  size_t bufferedDownstreamBytes(uint32_t connection) const;
 
   const Connection* connection(uint32_t connection) const;
   // Hands over the bytes released so far in each direction (a proxy writes them to its sockets).
@@ -157,10 +193,10 @@ class Vm {
   void forgetConnection(uint32_t connection);  // drop a finished connection's record
 
   // Inspection.
-  const std::vector<LogEntry>& logs() const { return logs_; }
-  void clearLogs() { logs_.clear(); }
+  const std::vector<LogEntry>& logs() const;
+  void clearLogs();
   std::vector<std::string> logLines(LogLevel at_least = LogLevel::kTrace) const;
-  const std::map<uint32_t, Metric>& metrics() const { return metrics_; }
+  const std::map<uint32_t, Metric>& metrics() const;
   std::optional<int64_t> metricValue(const std::string& name) const;
   bool failed() const { return failure_.has_value(); }
   const std::optional<Failure>& failure() const { return failure_; }
@@ -168,54 +204,43 @@ class Vm {
   bool precompiled() const { return precompiled_; }  // which engine load() picked
   uint64_t totalInstructions() const;
   uint64_t memoryBytes() const;
-  uint32_t rootContextId() const { return root_context_id_; }
-  size_t liveConnections() const { return connections_.size(); }
-  void setLogLevel(LogLevel level) { options_.log_level = level; }
-  void setTimeNanoseconds(uint64_t now) { now_ns_ = now; }
+  uint32_t rootContextId() const;
+  size_t liveConnections() const;
+  void setLogLevel(LogLevel level);
+  void setTimeNanoseconds(uint64_t now);
   // Instructions per module function index (imports first), most expensive first.
   void enableProfile();
   std::vector<std::pair<uint32_t, uint64_t>> profile() const;
 
-  class Abi;  // the host functions (vm.cc)
-
  private:
   Vm(std::unique_ptr<WasmEngine> engine, VmOptions options);
-  friend class Abi;
+  std::function<bool(std::span<const uint64_t>, std::span<uint64_t>, std::string*)> bindImport(
+      const ImportRow& row);
 
-  enum class Window : uint8_t { kNone, kStartup, kAllocator };
-  void addLog(LogLevel level, std::string message);
-  uint64_t now() const;
   // Calls a callback export; false if missing or failed (the VM is then failed).
   bool invoke(const char* name, std::initializer_list<uint64_t> args, uint64_t* result,
               uint32_t context);
+  void fail(const std::string& callback, const std::string& message);
+
+  // The network-filter state machine (network_filter.cc).
   Action invokeAction(const char* name, std::initializer_list<uint64_t> args,
                       Connection& connection);
-  void fail(const std::string& callback, const std::string& message);
   void startTcpProxy(Connection& connection);
+  void releaseUpstream(Connection& connection);
+  void releaseDownstream(Connection& connection, bool end_of_stream);
+  void closeByFilter(Connection& connection);
   void applyDeferred(Connection& connection);
+  ConnectionObserver* observerOf(const Connection& connection) const;
 
   std::unique_ptr<WasmEngine> engine_;
-  std::unique_ptr<Abi> abi_;
-  VmOptions options_;
-  PluginOptions plugin_;
+  std::unique_ptr<EnvoyHost> envoy_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::map<uint32_t, ConnectionObserver*> observers_;
   std::string abi_version_;
   std::string malloc_export_;
-  uint32_t next_context_id_ = 1;
-  uint32_t root_context_id_ = 0;
-  uint32_t current_context_ = 0;
-  Window window_ = Window::kNone;
-  bool in_configure_ = false;
-  int buffer_callback_ = -1;  // BufferType readable in the current callback (2 or 3), else -1
-  std::map<uint32_t, Connection> connections_;
-  std::vector<LogEntry> logs_;
-  std::map<uint32_t, Metric> metrics_;
-  uint32_t next_metric_index_[3] = {1, 1, 1};
   std::optional<Failure> failure_;
   uint64_t last_instructions_ = 0;
   bool precompiled_ = false;
-  uint64_t now_ns_ = 0;
-  uint32_t tick_period_ms_ = 0;
-  std::map<std::string, std::pair<std::string, uint32_t>> shared_data_;
 };
 
 }  // namespace tcpsteer::host

@@ -11,7 +11,7 @@
 #include <span>
 #include <string>
 
-#include "host/src/wasm_engine.h"
+#include "host/src/engine/wasm_engine.h"
 
 extern "C" {
 #include "wasm-rt.h"
@@ -65,8 +65,7 @@ const ModuleBinding& binding();  // defined by the generated file
 // True when this build has a precompiled module and `module` is exactly it.
 bool precompiledMatches(std::span<const uint8_t> module);
 
-// The precompiled engine for `module`; nullptr and *error when precompiledMatches is false.
-std::unique_ptr<WasmEngine> makePrecompiledEngine(std::span<const uint8_t> module,
-                                                  std::string* error);
+// The precompiled engine for `module`; an error when precompiledMatches is false.
+Result<std::unique_ptr<WasmEngine>> makePrecompiledEngine(std::span<const uint8_t> module);
 
 }  // namespace tcpsteer::host

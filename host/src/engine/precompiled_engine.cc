@@ -1,4 +1,4 @@
-#include "host/src/precompiled_engine.h"
+#include "host/src/engine/precompiled_engine.h"
 
 #include <csetjmp>
 #include <cstdio>
@@ -107,7 +107,7 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
   const std::vector<ImportDesc>& imports() const override { return imports_; }
   const std::vector<ExportDesc>& exports() const override { return exports_; }
 
-  bool instantiate(const std::vector<HostFunction>& functions, std::string* error) override {
+  Result<void> instantiate(const std::vector<HostFunction>& functions) override {
     static std::once_flag once;
     std::call_once(once, [] {
       wasm_rt_init();
@@ -122,22 +122,17 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
           found = &functions[i];
         }
       }
-      if (found == nullptr) {
-        *error = std::string("no host function for import ") + name.module + "." + name.name;
-        return false;
-      }
+      if (found == nullptr)
+        return Error{std::string("no host function for import ") + name.module + "." + name.name};
       const ImportDesc& desc = imports_[static_cast<size_t>(found - functions.data())];
       slots_.push_back({*found, desc.sig.params.size(), desc.sig.results.size()});
     }
     instance_ = ::operator new(binding().instance_size, std::align_val_t(binding().instance_align));
     std::memset(instance_, 0, binding().instance_size);
     const int trap = guardedInstantiate(instance_, this);
-    if (trap != WASM_RT_TRAP_NONE) {
-      *error = std::string("instantiation trapped: ") + trapText(trap);
-      return false;
-    }
+    if (trap != WASM_RT_TRAP_NONE) return Error{std::string("instantiation trapped: ") + trapText(trap)};
     instantiated_ = true;
-    return true;
+    return {};
   }
 
   CallOutcome call(const std::string& export_name, std::span<const uint64_t> args) override {
@@ -235,18 +230,17 @@ bool precompiledMatches(std::span<const uint8_t> module) {
          std::memcmp(module.data(), bytes.data(), bytes.size()) == 0;
 }
 
-std::unique_ptr<WasmEngine> makePrecompiledEngine(std::span<const uint8_t> module,
-                                                  std::string* error) {
+Result<std::unique_ptr<WasmEngine>> makePrecompiledEngine(std::span<const uint8_t> module) {
   if (!precompiledMatches(module)) {
-    *error =
+    return Error{
         "this module is not the one tcpsteer was built with, so there is no precompiled engine for "
-        "it; use the interpreter";
-    return nullptr;
+        "it; use the interpreter"};
   }
   // The interpreter's parser describes imports and exports (and validates the bytes once more).
-  auto described = WasmEngine::parse(module, error);
-  if (!described) return nullptr;
-  return std::make_unique<PrecompiledEngine>(described->imports(), described->exports());
+  auto described = WasmEngine::parse(module);
+  if (!described) return Error{described.error()};
+  return std::unique_ptr<WasmEngine>(std::make_unique<PrecompiledEngine>(
+      (*described)->imports(), (*described)->exports()));
 }
 
 #else  // built without a module to precompile
@@ -255,10 +249,8 @@ bool precompiledMatches(std::span<const uint8_t> /*module*/) {
   return false;
 }
 
-std::unique_ptr<WasmEngine> makePrecompiledEngine(std::span<const uint8_t> /*module*/,
-                                                  std::string* error) {
-  *error = "this build has no precompiled module (the .wasm did not exist when CMake ran)";
-  return nullptr;
+Result<std::unique_ptr<WasmEngine>> makePrecompiledEngine(std::span<const uint8_t> /*module*/) {
+  return Error{"this build has no precompiled module (the .wasm did not exist when CMake ran)"};
 }
 
 #endif

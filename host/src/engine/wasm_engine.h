@@ -1,6 +1,6 @@
 // The wasm engine seam: load a module, bind imports to host callbacks, call exports under an
 // instruction budget, and read/write linear memory. Only wasm_engine.cc knows it is wabt's
-// interpreter; the Envoy semantics in vm.cc see this interface alone.
+// interpreter; the Envoy semantics in host/src see this interface alone.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 #include <vector>
+
+#include "tcpsteer/host/result.h"
 
 namespace tcpsteer::host {
 
@@ -55,16 +57,16 @@ class WasmEngine {
  public:
   virtual ~WasmEngine() = default;
 
-  // Parses and validates a binary module; nullptr and *error on failure.
-  static std::unique_ptr<WasmEngine> parse(std::span<const uint8_t> bytes, std::string* error);
+  // Checks the load-time limits, then parses and validates a binary module.
+  static Result<std::unique_ptr<WasmEngine>> parse(std::span<const uint8_t> bytes);
 
   virtual const std::vector<ImportDesc>& imports() const = 0;
   virtual const std::vector<ExportDesc>& exports() const = 0;
 
   // functions[i] serves imports()[i] (ignored for non-function imports; an imported memory is
-  // created by the engine). False and *error if instantiation fails (e.g. a data segment out of
-  // bounds).
-  virtual bool instantiate(const std::vector<HostFunction>& functions, std::string* error) = 0;
+  // created by the engine). Runs the start function, if any, under the instruction budget. Fails
+  // if instantiation does (e.g. a data segment out of bounds, a trapping start function).
+  virtual Result<void> instantiate(const std::vector<HostFunction>& functions) = 0;
 
   // Calls a function export. Nested calls (from inside a host function) run on the same stack and
   // count against the same budget, which is set by the outermost call.

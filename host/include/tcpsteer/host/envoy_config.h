@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tcpsteer/host/result.h"
+
 namespace tcpsteer::host {
 
 struct SocketAddressConfig {
@@ -32,12 +34,15 @@ struct ListenerConfig {
   std::optional<WasmFilterConfig> wasm;  // absent: tcp_proxy alone
   std::string stat_prefix;
   std::string cluster;  // tcp_proxy's own cluster
+  // tcp_proxy idle_timeout: a connection with no bytes either way for this long is closed.
+  // Envoy's default is 1 hour; 0 disables it.
+  uint64_t idle_timeout_ms = 3'600'000;
 };
 
 struct ClusterConfig {
   std::string name;
   std::vector<SocketAddressConfig> endpoints;
-  uint32_t connect_timeout_ms = 5000;
+  uint32_t connect_timeout_ms = 5000;  // Envoy's default
 };
 
 struct EnvoyConfig {
@@ -46,7 +51,12 @@ struct EnvoyConfig {
   std::map<std::string, ClusterConfig> clusters;
 };
 
-// Reads and checks the file; nullopt and *error ("field.path: problem; expected ...") on failure.
-std::optional<EnvoyConfig> loadEnvoyConfig(const std::string& path, std::string* error);
+// Reads and checks the file (a regular file within limits::kMaxConfigFileBytes). Errors are one
+// line: "FILE: field.path: problem; expected ...". Addresses must be IP literals (a STATIC
+// cluster resolves nothing), durations positive, listener and cluster names unique, and no two
+// listeners may share an address.
+Result<EnvoyConfig> loadEnvoyConfig(const std::string& path);
+// The same checks on YAML text; `origin` names it in errors.
+Result<EnvoyConfig> parseEnvoyConfig(const std::string& text, const std::string& origin);
 
 }  // namespace tcpsteer::host

@@ -1,5 +1,7 @@
 // WasmEngine on Debian's wabt 1.0.32 interpreter.
-#include "host/src/wasm_engine.h"
+#include "host/src/engine/module_limits.h"
+#include "host/src/engine/wasm_engine.h"
+#include "host/src/limits.h"
 
 #include <wabt/binary-reader.h>
 #include <wabt/error-formatter.h>
@@ -9,6 +11,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 
 namespace tcpsteer::host {
 namespace {
@@ -90,7 +93,9 @@ class WabtEngine final : public WasmEngine {
  public:
   WabtEngine() : store_(wabt::Features()), thread_(store_) {}
 
-  bool load(std::span<const uint8_t> bytes, std::string* error) {
+  Result<void> load(std::span<const uint8_t> bytes) {
+    // The declared counts first: wabt reserves memory for them while reading.
+    if (auto checked = checkModuleLimits(bytes); !checked) return checked;
     wabt::Errors errors;
     wabt::Features features;  // wabt's defaults: MVP + bulk memory, sign-ext, multi-value, ...
     wabt::ReadBinaryOptions options(features, nullptr, /*read_debug_names=*/false,
@@ -99,11 +104,15 @@ class WabtEngine final : public WasmEngine {
     wi::ModuleDesc desc;
     if (wabt::Failed(wi::ReadBinaryInterp("module.wasm", bytes.data(), bytes.size(), options,
                                           &errors, &desc))) {
-      *error = "not a valid wasm module: " +
-               wabt::FormatErrorsToString(errors, wabt::Location::Type::Binary);
-      while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
-      return false;
+      std::string text = wabt::FormatErrorsToString(errors, wabt::Location::Type::Binary);
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+      return Error{"not a valid wasm module: " + text};
     }
+    capGrowth(desc);
+    // The start function runs under the instruction budget (instantiate), not inside wabt's
+    // unbounded Instance::Instantiate.
+    if (!desc.starts.empty()) start_function_ = desc.starts.front().func_index;
+    desc.starts.clear();
     module_ = wi::Module::New(store_, std::move(desc));
     for (const wi::ImportType& import : module_->import_types()) {
       ImportDesc d{import.module, import.name, toKind(import.type->kind), {}};
@@ -115,37 +124,37 @@ class WabtEngine final : public WasmEngine {
       if (auto* func = wabt::dyn_cast<wi::FuncType>(export_type.type.get())) d.sig = toSig(*func);
       exports_.push_back(std::move(d));
     }
-    return true;
+    return {};
   }
 
   const std::vector<ImportDesc>& imports() const override { return imports_; }
   const std::vector<ExportDesc>& exports() const override { return exports_; }
 
-  bool instantiate(const std::vector<HostFunction>& functions, std::string* error) override {
+  Result<void> instantiate(const std::vector<HostFunction>& functions) override {
     wi::RefVec imports;
     const auto& import_types = module_->import_types();
     for (size_t i = 0; i < import_types.size(); ++i) {
       const wi::ExternType* type = import_types[i].type.get();
       if (auto* func_type = wabt::dyn_cast<wi::FuncType>(type)) {
         if (i >= functions.size() || !functions[i]) {
-          *error =
-              "no host function for import " + import_types[i].module + "." + import_types[i].name;
-          return false;
+          return Error{"no host function for import " + import_types[i].module + "." +
+                       import_types[i].name};
         }
         imports.push_back(makeHostFunc(*func_type, functions[i]).ref());
       } else if (auto* memory_type = wabt::dyn_cast<wi::MemoryType>(type)) {
-        imports.push_back(wi::Memory::New(store_, *memory_type).ref());
+        wi::MemoryType capped = *memory_type;
+        capLimits(capped.limits, limits::kMaxMemoryPages);
+        imports.push_back(wi::Memory::New(store_, capped).ref());
       } else {
-        *error =
-            "unsupported import kind for " + import_types[i].module + "." + import_types[i].name;
-        return false;
+        return Error{"unsupported import kind for " + import_types[i].module + "." +
+                     import_types[i].name};
       }
     }
     wi::Trap::Ptr trap;
     instance_ = wi::Instance::Instantiate(store_, module_.ref(), imports, &trap);
     if (!instance_) {
-      *error = "instantiation failed: " + (trap ? trap->message() : std::string("unknown error"));
-      return false;
+      return Error{"instantiation failed: " +
+                   (trap ? trap->message() : std::string("unknown error"))};
     }
     const auto& export_types = module_->export_types();
     for (size_t i = 0; i < export_types.size(); ++i) {
@@ -162,7 +171,11 @@ class WabtEngine final : public WasmEngine {
         break;
       }
     }
-    return true;
+    if (start_function_) {
+      CallOutcome started = callRef(instance_->funcs()[*start_function_], {}, "the start function");
+      if (!started.ok()) return Error{"instantiation failed: start function: " + started.message};
+    }
+    return {};
   }
 
   bool hasFunction(const std::string& export_name) const override {
@@ -170,16 +183,34 @@ class WabtEngine final : public WasmEngine {
   }
 
   CallOutcome call(const std::string& export_name, std::span<const uint64_t> args) override {
-    CallOutcome outcome;
     const wi::Ref* ref = findFunction(export_name);
     if (ref == nullptr) {
+      CallOutcome outcome;
       outcome.status = CallOutcome::Status::kMissing;
       outcome.message = "no export " + export_name;
       return outcome;
     }
-    auto func = store_.UnsafeGet<wi::Func>(*ref);
+    return callRef(*ref, args, export_name);
+  }
+
+  // One guest call, bounded by the budget and counted; nested calls share the outermost budget.
+  CallOutcome callRef(wi::Ref ref, std::span<const uint64_t> args, const std::string& what) {
+    CallOutcome outcome;
+    const std::string& export_name = what;
+    auto func = store_.UnsafeGet<wi::Func>(ref);
     auto* defined = wabt::dyn_cast<wi::DefinedFunc>(func.get());
     const wi::FuncType& type = func->type();
+    if (defined == nullptr && args.size() == type.params.size()) {
+      // An imported function used as the start function: a host function, bounded by itself.
+      wi::Values params;
+      wi::Values results;
+      wi::Trap::Ptr trap;
+      if (wabt::Failed(func->Call(thread_, params, results, &trap))) {
+        outcome.status = CallOutcome::Status::kTrap;
+        outcome.message = trap ? trap->message() : std::string("host function trapped");
+      }
+      return outcome;
+    }
     if (defined == nullptr || args.size() != type.params.size()) {
       outcome.status = CallOutcome::Status::kTrap;
       outcome.message =
@@ -188,7 +219,10 @@ class WabtEngine final : public WasmEngine {
     }
     bool outermost = depth_ == 0;
     if (outermost) {
-      budget_end_ = budget_ == 0 ? std::numeric_limits<uint64_t>::max() : executed_ + budget_;
+      // Saturating: a budget near 2^64 means "practically unlimited", not an overflow to "none".
+      budget_end_ = budget_ == 0 || budget_ > std::numeric_limits<uint64_t>::max() - executed_
+                        ? std::numeric_limits<uint64_t>::max()
+                        : executed_ + budget_;
       budget_hit_ = false;
     }
     uint64_t start = executed_;
@@ -254,6 +288,27 @@ class WabtEngine final : public WasmEngine {
   uint64_t memorySize() const override { return memory_ ? memory_->ByteSize() : 0; }
 
  private:
+  static void capLimits(wabt::Limits& limits, uint64_t cap) {
+    if (!limits.has_max || limits.max > cap) {
+      limits.max = std::max<uint64_t>(cap, limits.initial);
+      limits.has_max = true;
+    }
+  }
+
+  // table.grow and memory.grow fail (return -1, as the spec allows) past Envoy's engines' caps,
+  // instead of resizing host vectors to what a module asks.
+  static void capGrowth(wi::ModuleDesc& desc) {
+    for (wi::TableDesc& table : desc.tables) capLimits(table.type.limits, limits::kMaxTableElements);
+    for (wi::MemoryDesc& memory : desc.memories)
+      capLimits(memory.type.limits, limits::kMaxMemoryPages);
+    for (wi::ImportDesc& import : desc.imports) {
+      if (auto* table = wabt::dyn_cast<wi::TableType>(import.type.type.get()))
+        capLimits(table->limits, limits::kMaxTableElements);
+      if (auto* memory = wabt::dyn_cast<wi::MemoryType>(import.type.type.get()))
+        capLimits(memory->limits, limits::kMaxMemoryPages);
+    }
+  }
+
   wi::HostFunc::Ptr makeHostFunc(const wi::FuncType& type, HostFunction function) {
     return wi::HostFunc::New(
         store_, type,
@@ -307,6 +362,7 @@ class WabtEngine final : public WasmEngine {
   bool budget_hit_ = false;
   uint64_t executed_ = 0;
   int depth_ = 0;
+  std::optional<wi::Index> start_function_;
 };
 
 }  // namespace
@@ -336,10 +392,10 @@ std::string FuncSig::text() const {
   return out;
 }
 
-std::unique_ptr<WasmEngine> WasmEngine::parse(std::span<const uint8_t> bytes, std::string* error) {
+Result<std::unique_ptr<WasmEngine>> WasmEngine::parse(std::span<const uint8_t> bytes) {
   auto engine = std::make_unique<WabtEngine>();
-  if (!engine->load(bytes, error)) return nullptr;
-  return engine;
+  if (auto loaded = engine->load(bytes); !loaded) return Error{loaded.error()};
+  return std::unique_ptr<WasmEngine>(std::move(engine));
 }
 
 }  // namespace tcpsteer::host

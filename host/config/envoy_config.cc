@@ -1,12 +1,21 @@
-#include "host/src/envoy_config.h"
+#include "tcpsteer/host/envoy_config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
+#include "host/src/limits.h"
+#include "tcpsteer/host/read_file.h"
+
 namespace tcpsteer::host {
 namespace {
+
+// Upper bounds this reader accepts (the timers are steady_clock milliseconds).
+constexpr uint64_t kMaxConnectTimeoutMs = uint64_t{3600} * 1000;      // 1 hour
+constexpr uint64_t kMaxDurationMs = uint64_t{365} * 24 * 3600 * 1000;  // 1 year
 
 struct ConfigError {
   std::string message;
@@ -52,6 +61,15 @@ SocketAddressConfig socketAddress(const YAML::Node& node, const std::string& pat
   SocketAddressConfig out;
   out.address =
       scalar(required(sa, path + ".socket_address", "address"), path + ".socket_address.address");
+  // Envoy: "malformed IP address" for a listener; a STATIC cluster resolves no names either.
+  in6_addr v6{};
+  in_addr v4{};
+  if (inet_pton(AF_INET, out.address.c_str(), &v4) != 1 &&
+      inet_pton(AF_INET6, out.address.c_str(), &v6) != 1) {
+    fail(path + ".socket_address.address",
+         "'" + out.address + "' is not an IP address (names are not resolved here; use an IPv4 or " +
+             "IPv6 literal)");
+  }
   if (sa["protocol"] && sa["protocol"].as<std::string>() != "TCP") {
     fail(path + ".socket_address.protocol", "only TCP is supported");
   }
@@ -67,18 +85,38 @@ SocketAddressConfig socketAddress(const YAML::Node& node, const std::string& pat
   return out;
 }
 
-uint32_t durationMs(const YAML::Node& node, const std::string& path) {
+// A protobuf Duration in its JSON form ("5s", "0.25s", "250ms" is accepted too): positive, finite
+// and at most max_ms milliseconds.
+uint64_t durationMs(const YAML::Node& node, const std::string& path, uint64_t max_ms,
+                    bool zero_allowed) {
   std::string text = scalar(node, path);
-  try {
-    if (text.size() > 2 && text.ends_with("ms"))
-      return static_cast<uint32_t>(std::stod(text.substr(0, text.size() - 2)));
-    if (text.size() > 1 && text.back() == 's')
-      return static_cast<uint32_t>(std::stod(text.substr(0, text.size() - 1)) * 1000);
-  } catch (const std::exception&) {
-    // not a number: reported just below
-    fail(path, "must be a duration such as 1s or 250ms");
+  const std::string expected = "must be a duration such as 1s or 250ms, from " +
+                               std::string(zero_allowed ? "0" : "1ms") + " to " +
+                               std::to_string(max_ms / 1000) + "s";
+  double scale = 0;
+  std::string number;
+  if (text.size() > 2 && text.ends_with("ms")) {
+    number = text.substr(0, text.size() - 2);
+    scale = 1;
+  } else if (text.size() > 1 && text.back() == 's') {
+    number = text.substr(0, text.size() - 1);
+    scale = 1000;
+  } else {
+    fail(path, expected);
   }
-  fail(path, "must be a duration such as 1s or 250ms");
+  // Digits with an optional fraction: no sign, exponent, "inf" or "nan".
+  bool digits = !number.empty() && number.find_first_not_of("0123456789.") == std::string::npos &&
+                number.find('.') == number.rfind('.') && number != ".";
+  if (!digits) fail(path, expected);
+  double ms = 0;
+  try {
+    ms = std::stod(number) * scale;
+  } catch (const std::exception&) {  // out of range
+    fail(path, expected);
+  }
+  if (!std::isfinite(ms) || ms > static_cast<double>(max_ms) || (ms < 1 && !(zero_allowed && ms == 0)))
+    fail(path, expected);
+  return static_cast<uint64_t>(ms);
 }
 
 WasmFilterConfig wasmFilter(const YAML::Node& typed, const std::string& path) {
@@ -94,7 +132,11 @@ WasmFilterConfig wasmFilter(const YAML::Node& typed, const std::string& path) {
   WasmFilterConfig out;
   if (config["name"]) out.name = scalar(config["name"], cpath + ".name");
   if (config["root_id"]) out.root_id = scalar(config["root_id"], cpath + ".root_id");
-  if (config["fail_open"]) out.fail_open = config["fail_open"].as<bool>();
+  if (config["fail_open"]) {
+    std::string value = scalar(config["fail_open"], cpath + ".fail_open");
+    if (value != "true" && value != "false") fail(cpath + ".fail_open", "must be true or false");
+    out.fail_open = value == "true";
+  }
   if (YAML::Node c = config["configuration"]) {
     allowOnly(c, cpath + ".configuration", {"@type", "value"});
     std::string type =
@@ -149,7 +191,7 @@ ListenerConfig listener(const YAML::Node& node, const std::string& path) {
       out.wasm = wasmFilter(typed, p + ".typed_config");
     } else if (name == "envoy.filters.network.tcp_proxy" && last) {
       std::string tp = p + ".typed_config";
-      allowOnly(typed, tp, {"@type", "stat_prefix", "cluster"});
+      allowOnly(typed, tp, {"@type", "stat_prefix", "cluster", "idle_timeout"});
       if (scalar(required(typed, tp, "@type"), tp + ".@type") !=
           "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy") {
         fail(tp + ".@type",
@@ -157,6 +199,10 @@ ListenerConfig listener(const YAML::Node& node, const std::string& path) {
       }
       out.stat_prefix = scalar(required(typed, tp, "stat_prefix"), tp + ".stat_prefix");
       out.cluster = scalar(required(typed, tp, "cluster"), tp + ".cluster");
+      if (typed["idle_timeout"]) {
+        out.idle_timeout_ms =
+            durationMs(typed["idle_timeout"], tp + ".idle_timeout", kMaxDurationMs, true);
+      }
     } else {
       fail(p + ".name",
            "'" + name +
@@ -176,7 +222,8 @@ ClusterConfig cluster(const YAML::Node& node, const std::string& path) {
   if (node["type"] && scalar(node["type"], path + ".type") != "STATIC")
     fail(path + ".type", "only STATIC clusters");
   if (node["connect_timeout"])
-    out.connect_timeout_ms = durationMs(node["connect_timeout"], path + ".connect_timeout");
+    out.connect_timeout_ms = static_cast<uint32_t>(
+        durationMs(node["connect_timeout"], path + ".connect_timeout", kMaxConnectTimeoutMs, false));
   std::string lpath = path + ".load_assignment";
   YAML::Node la = required(node, path, "load_assignment");
   allowOnly(la, lpath, {"cluster_name", "endpoints"});
@@ -201,9 +248,9 @@ ClusterConfig cluster(const YAML::Node& node, const std::string& path) {
 
 }  // namespace
 
-std::optional<EnvoyConfig> loadEnvoyConfig(const std::string& path, std::string* error) {
+Result<EnvoyConfig> parseEnvoyConfig(const std::string& text, const std::string& origin) {
   try {
-    YAML::Node root = YAML::LoadFile(path);
+    YAML::Node root = YAML::Load(text);
     EnvoyConfig config;
     allowOnly(root, "(root)", {"admin", "static_resources"});
     if (YAML::Node admin = root["admin"]) {
@@ -213,14 +260,27 @@ std::optional<EnvoyConfig> loadEnvoyConfig(const std::string& path, std::string*
     YAML::Node resources = required(root, "(root)", "static_resources");
     allowOnly(resources, "static_resources", {"listeners", "clusters"});
     YAML::Node listeners = required(resources, "static_resources", "listeners");
+    if (!listeners.IsSequence()) fail("static_resources.listeners", "must be a list");
+    std::set<std::string> names;
+    std::map<std::pair<std::string, uint16_t>, std::string> addresses;
     for (size_t i = 0; i < listeners.size(); ++i) {
-      config.listeners.push_back(
-          listener(listeners[i], "static_resources.listeners[" + std::to_string(i) + "]"));
+      std::string path = "static_resources.listeners[" + std::to_string(i) + "]";
+      ListenerConfig l = listener(listeners[i], path);
+      if (!names.insert(l.name).second) fail(path + ".name", "duplicate listener name '" + l.name + "'");
+      auto [it, fresh] = addresses.emplace(std::make_pair(l.address.address, l.address.port), l.name);
+      if (!fresh) {
+        fail(path + ".address", "listener '" + l.name + "' has the same address as listener '" +
+                                    it->second + "' (each address is bound once)");
+      }
+      config.listeners.push_back(std::move(l));
     }
     YAML::Node clusters = required(resources, "static_resources", "clusters");
+    if (!clusters.IsSequence()) fail("static_resources.clusters", "must be a list");
     for (size_t i = 0; i < clusters.size(); ++i) {
-      ClusterConfig c =
-          cluster(clusters[i], "static_resources.clusters[" + std::to_string(i) + "]");
+      std::string path = "static_resources.clusters[" + std::to_string(i) + "]";
+      ClusterConfig c = cluster(clusters[i], path);
+      if (config.clusters.count(c.name) != 0)
+        fail(path + ".name", "duplicate cluster name '" + c.name + "'");
       config.clusters[c.name] = c;
     }
     for (size_t i = 0; i < config.listeners.size(); ++i) {
@@ -232,11 +292,18 @@ std::optional<EnvoyConfig> loadEnvoyConfig(const std::string& path, std::string*
     }
     return config;
   } catch (const ConfigError& e) {
-    *error = path + ": " + e.message;
+    return Error{origin + ": " + e.message};
   } catch (const YAML::Exception& e) {
-    *error = path + ": " + e.what();
+    return Error{origin + ": " + e.what()};
+  } catch (const std::exception& e) {
+    return Error{origin + ": " + e.what()};
   }
-  return std::nullopt;
+}
+
+Result<EnvoyConfig> loadEnvoyConfig(const std::string& path) {
+  auto text = readRegularFile(path, limits::kMaxConfigFileBytes);
+  if (!text) return Error{text.error()};
+  return parseEnvoyConfig(*text, path);
 }
 
 }  // namespace tcpsteer::host
