@@ -16,7 +16,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr auto kExchangeTimeout = std::chrono::seconds(10);
+constexpr auto kExchangeTimeout = std::chrono::seconds(5);
 constexpr size_t kMaxRequestHeaderBytes = 8192;
 
 asio::awaitable<void> session(tcp::socket socket, Stats& stats) {

@@ -17,6 +17,7 @@ constexpr size_t kReadChunk = size_t{64} * 1024;
 // After an accept fails for lack of fds or memory: wait, then try again (doubling up to 1 s).
 constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
 constexpr auto kMaxAcceptBackoff = std::chrono::milliseconds(1000);
+constexpr auto kAcceptReportInterval = std::chrono::seconds(1);
 
 bool isResourceShortage(const boost::system::error_code& ec) {
   return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
@@ -119,17 +120,24 @@ asio::awaitable<void> Worker::accept(size_t index) {
   const host::ListenerConfig& listener = config_.listeners[index];
   asio::steady_timer backoff_timer(io_);
   auto backoff = kFirstAcceptBackoff;
+  auto last_report = std::chrono::steady_clock::time_point();
+  uint64_t unreported = 0;
   while (!draining_) {
     auto [ec, socket] = co_await acceptors_[index]->async_accept(kNoThrow);
     if (draining_ || ec == asio::error::operation_aborted) co_return;
     if (ec) {
       if (isResourceShortage(ec)) {
-        // Envoy's downstream_cx_overflow: the connection waits in the backlog meanwhile.
-        if (backoff == kFirstAcceptBackoff) {
-          emit("[proxy] listener " + listener.name + ": accept failed (" + ec.message() +
-               "); retrying");
-        }
+        // Envoy's downstream_cx_overflow: the connection waits in the backlog meanwhile. One log
+        // line a second at most, with the count since the last.
         ++stats_.downstream_cx_overflow;
+        ++unreported;
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_report >= kAcceptReportInterval) {
+          emit("[proxy] listener " + listener.name + ": accept failed (" + ec.message() + ") " +
+               std::to_string(unreported) + " time(s); retrying");
+          last_report = now;
+          unreported = 0;
+        }
         backoff_timer.expires_after(backoff);
         co_await backoff_timer.async_wait(kNoThrow);
         backoff = std::min(backoff * 2, kMaxAcceptBackoff);
