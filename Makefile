@@ -1,14 +1,22 @@
 # tcpsteer front door. Every target that builds installs missing Debian packages first (make deps).
 BUILD      ?= build
 NATIVE_DIR := $(BUILD)/native
+SANITIZE_DIR := $(BUILD)/sanitize
 WASM_DIR   := $(BUILD)/wasm
 MODULE     := $(WASM_DIR)/filter/tcpsteer.wasm
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
+SANITIZE   ?= address,undefined
+
+# The native trees' CMake options. A change of any variable here (FUZZ_SECONDS=...) reconfigures
+# the tree: the flags are kept in a file that is rewritten only when they differ.
+NATIVE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
+  -DTCPSTEER_WASM_MODULE=$(abspath $(MODULE)) -DTCPSTEER_FUZZ_SECONDS=$(FUZZ_SECONDS)
+SANITIZE_FLAGS = $(NATIVE_FLAGS) -DTCPSTEER_SANITIZE=$(SANITIZE) -DTCPSTEER_FUZZ=OFF
 
 SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find sdk filter tests bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all deps wasm native test bench lint format clean demo demo-up demo-replay kind-up kind-verify kind-down
+.PHONY: all deps wasm native test test-sanitize bench lint format clean demo demo-up demo-replay kind-up kind-verify kind-down FORCE
 
 all: wasm native
 
@@ -22,16 +30,30 @@ wasm: deps $(WASM_DIR)/build.ninja
 	cmake --build $(WASM_DIR) -j $(JOBS)
 	@echo "built $(MODULE) ($$(stat -c %s $(MODULE)) bytes)"
 
-$(NATIVE_DIR)/build.ninja:
-	cmake -S . -B $(NATIVE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
-	  -DTCPSTEER_WASM_MODULE=$(abspath $(MODULE)) -DTCPSTEER_FUZZ_SECONDS=$(FUZZ_SECONDS)
+%/cmake.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(if $(findstring $(SANITIZE_DIR),$@),$(SANITIZE_FLAGS),$(NATIVE_FLAGS))' | cmp -s - $@ || \
+	  echo '$(if $(findstring $(SANITIZE_DIR),$@),$(SANITIZE_FLAGS),$(NATIVE_FLAGS))' >$@
 
+$(NATIVE_DIR)/build.ninja: $(NATIVE_DIR)/cmake.flags
+	cmake -S . -B $(NATIVE_DIR) $(NATIVE_FLAGS)
+
+$(SANITIZE_DIR)/build.ninja: $(SANITIZE_DIR)/cmake.flags
+	cmake -S . -B $(SANITIZE_DIR) $(SANITIZE_FLAGS)
+
+# The native tree builds the module first (its own rule), so `make native` alone is enough.
 native: deps $(NATIVE_DIR)/build.ninja
 	cmake --build $(NATIVE_DIR) -j $(JOBS)
 
 test: wasm native
 	ctest --test-dir $(NATIVE_DIR) --output-on-failure -j $(JOBS)
+
+# The whole suite once more, built with ASan+UBSan (SANITIZE=thread for TSan); the fuzzers already
+# run sanitized in `make test`.
+test-sanitize: deps $(SANITIZE_DIR)/build.ninja
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j $(JOBS) --timeout 900
 
 bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench
@@ -41,11 +63,17 @@ bench: wasm native
 
 # sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
 WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))
+LINT_DB := $(BUILD)/lint
 
+# clang-tidy analyses every compile command of a file; the native database has the core three
+# times (library, fuzzers): lint_db.py keeps one command per file, and files are checked in parallel.
 lint: deps wasm native
 	clang-format-19 --dry-run --Werror $(SOURCES)
-	clang-tidy-19 -p $(NATIVE_DIR) --quiet $(filter-out $(WASM_ONLY),$(filter %.cc,$(SOURCES)))
-	clang-tidy-19 -p $(WASM_DIR) --quiet $(WASM_ONLY)
+	python3 scripts/lint_db.py $(NATIVE_DIR)/compile_commands.json $(LINT_DB)/native/compile_commands.json
+	python3 scripts/lint_db.py $(WASM_DIR)/compile_commands.json $(LINT_DB)/wasm/compile_commands.json
+	printf '%s\n' $(filter-out $(WASM_ONLY),$(filter %.cc,$(SOURCES))) | \
+	  xargs -P $(JOBS) -n 4 clang-tidy-19 -p $(LINT_DB)/native --quiet
+	printf '%s\n' $(WASM_ONLY) | xargs -P $(JOBS) -n 4 clang-tidy-19 -p $(LINT_DB)/wasm --quiet
 
 format:
 	clang-format-19 -i $(SOURCES)

@@ -78,4 +78,7 @@ printf '%-36s %12s %12s %14s\n' "with tcpsteer.wasm, interpreter" "$interp_cps" 
 printf '%-36s %12s %12s %14s\n' "filter removed" "$without_cps" "$without_mbs" "$without_rss"
 awk -v a="$with_cps" -v b="$without_cps" -v c="$with_mbs" -v d="$without_mbs" -v i="$interp_cps" -v j="$interp_mbs" \
   'BEGIN {printf "ratio with/without: precompiled connections %.2f, throughput %.2f; interpreter connections %.2f, throughput %.2f (goal >= 0.8)\n", a / b, c / d, i / b, j / d}'
-echo "memory per worker VM: linear memory $(( $(build/native/host/tcpsteer-host replay "$module" --conn 10.0.0.2:1,10.0.0.3:443 >/dev/null; echo 64) )) KiB (1 page, see make bench host_bench); RSS difference with/without the filter: $((with_rss - without_rss)) KiB"
+memory=$("$build/host/tcpsteer-host" replay "$module" --engine precompiled --config '{"targets": ["egress1"]}' \
+  --conn 10.0.0.2:1,10.0.0.3:443 | python3 -c 'import json, sys
+print(next(e["memory_bytes"] for e in map(json.loads, sys.stdin) if e["event"] == "vm_end") // 1024)')
+echo "memory per worker VM: linear memory ${memory} KiB after one connection; RSS difference with/without the filter: $((with_rss - without_rss)) KiB"

@@ -14,7 +14,7 @@ namespace tcpsteer::host {
 namespace {
 
 // Upper bounds this reader accepts (the timers are steady_clock milliseconds).
-constexpr uint64_t kMaxConnectTimeoutMs = uint64_t{3600} * 1000;      // 1 hour
+constexpr uint64_t kMaxConnectTimeoutMs = uint64_t{3600} * 1000;       // 1 hour
 constexpr uint64_t kMaxDurationMs = uint64_t{365} * 24 * 3600 * 1000;  // 1 year
 
 struct ConfigError {
@@ -67,7 +67,8 @@ SocketAddressConfig socketAddress(const YAML::Node& node, const std::string& pat
   if (inet_pton(AF_INET, out.address.c_str(), &v4) != 1 &&
       inet_pton(AF_INET6, out.address.c_str(), &v6) != 1) {
     fail(path + ".socket_address.address",
-         "'" + out.address + "' is not an IP address (names are not resolved here; use an IPv4 or " +
+         "'" + out.address +
+             "' is not an IP address (names are not resolved here; use an IPv4 or " +
              "IPv6 literal)");
   }
   if (sa["protocol"] && sa["protocol"].as<std::string>() != "TCP") {
@@ -114,7 +115,8 @@ uint64_t durationMs(const YAML::Node& node, const std::string& path, uint64_t ma
   } catch (const std::exception&) {  // out of range
     fail(path, expected);
   }
-  if (!std::isfinite(ms) || ms > static_cast<double>(max_ms) || (ms < 1 && !(zero_allowed && ms == 0)))
+  if (!std::isfinite(ms) || ms > static_cast<double>(max_ms) ||
+      (ms < 1 && !(zero_allowed && ms == 0)))
     fail(path, expected);
   return static_cast<uint64_t>(ms);
 }
@@ -222,8 +224,8 @@ ClusterConfig cluster(const YAML::Node& node, const std::string& path) {
   if (node["type"] && scalar(node["type"], path + ".type") != "STATIC")
     fail(path + ".type", "only STATIC clusters");
   if (node["connect_timeout"])
-    out.connect_timeout_ms = static_cast<uint32_t>(
-        durationMs(node["connect_timeout"], path + ".connect_timeout", kMaxConnectTimeoutMs, false));
+    out.connect_timeout_ms = static_cast<uint32_t>(durationMs(
+        node["connect_timeout"], path + ".connect_timeout", kMaxConnectTimeoutMs, false));
   std::string lpath = path + ".load_assignment";
   YAML::Node la = required(node, path, "load_assignment");
   allowOnly(la, lpath, {"cluster_name", "endpoints"});
@@ -266,8 +268,10 @@ Result<EnvoyConfig> parseEnvoyConfig(const std::string& text, const std::string&
     for (size_t i = 0; i < listeners.size(); ++i) {
       std::string path = "static_resources.listeners[" + std::to_string(i) + "]";
       ListenerConfig l = listener(listeners[i], path);
-      if (!names.insert(l.name).second) fail(path + ".name", "duplicate listener name '" + l.name + "'");
-      auto [it, fresh] = addresses.emplace(std::make_pair(l.address.address, l.address.port), l.name);
+      if (!names.insert(l.name).second)
+        fail(path + ".name", "duplicate listener name '" + l.name + "'");
+      auto [it, fresh] =
+          addresses.emplace(std::make_pair(l.address.address, l.address.port), l.name);
       if (!fresh) {
         fail(path + ".address", "listener '" + l.name + "' has the same address as listener '" +
                                     it->second + "' (each address is bound once)");

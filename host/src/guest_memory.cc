@@ -13,9 +13,9 @@ bool GuestMemory::inBounds(uint64_t ptr, uint64_t size) const {
 
 bool GuestMemory::view(uint64_t ptr, uint64_t size, std::string_view* out) const {
   if (!inBounds(ptr, size)) return false;
-  *out = size == 0 ? std::string_view()
-                   : std::string_view(reinterpret_cast<const char*>(engine_.memoryData() + ptr),
-                                      size);
+  *out = size == 0
+             ? std::string_view()
+             : std::string_view(reinterpret_cast<const char*>(engine_.memoryData() + ptr), size);
   return true;
 }
 

@@ -33,7 +33,8 @@ enum ImportWindow : uint8_t { kNoWindow = 0, kStartup = 1, kAllocator = 2 };
 enum class Abis : uint8_t { kAll, k0_1_0, k0_2_x, k0_2_1 };
 
 struct ImportRow {
-  std::string_view module;  // "env" or "wasi" (served as both wasi_snapshot_preview1 and wasi_unstable)
+  std::string_view
+      module;  // "env" or "wasi" (served as both wasi_snapshot_preview1 and wasi_unstable)
   std::string_view name;
   std::string_view signature;  // FuncSig::text() form
   uint8_t windows;             // ImportWindow bits
@@ -52,7 +53,6 @@ std::span<const ImportRow> importTable();
 const ImportRow* findImport(std::string_view module, std::string_view name);
 // Whether a host of this ABI version and WASI tier provides the row's function.
 bool importAvailable(const ImportRow& row, std::string_view abi_version, WasiTier tier);
-
 
 // Export signatures the host checks (proxy-wasm-cpp-host getFunctions): a mismatch fails the VM.
 struct ExportSpec {

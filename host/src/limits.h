@@ -35,9 +35,9 @@ inline constexpr uint64_t kMaxElementSegments = 10'000'000;
 inline constexpr uint64_t kDefaultInstructionBudget = 50'000'000;  // per top-level callback
 
 // --- what one VM retains on the host side ---
-inline constexpr size_t kMaxLogMessageBytes = size_t{1} << 20;   // longer lines are cut
-inline constexpr size_t kMaxRetainedLogBytes = size_t{8} << 20;  // until the caller takes them
-inline constexpr uint32_t kMaxWasiIovecs = 1024;                 // IOV_MAX
+inline constexpr size_t kMaxLogMessageBytes = size_t{1} << 20;     // longer lines are cut
+inline constexpr size_t kMaxRetainedLogBytes = size_t{8} << 20;    // until the caller takes them
+inline constexpr uint32_t kMaxWasiIovecs = 1024;                   // IOV_MAX
 inline constexpr size_t kMaxStreamBufferBytes = size_t{16} << 20;  // a data buffer the filter edits
 inline constexpr size_t kMaxMetrics = 10'000;
 inline constexpr size_t kMaxMetricNameBytes = 4096;
@@ -47,7 +47,7 @@ inline constexpr size_t kMaxPropertyBytes = size_t{1} << 20;
 inline constexpr size_t kMaxSharedDataEntries = 10'000;
 inline constexpr size_t kMaxSharedDataBytes = size_t{16} << 20;
 inline constexpr size_t kMaxSharedQueues = 1'000;
-inline constexpr size_t kMaxQueuedItems = 10'000;  // per queue
+inline constexpr size_t kMaxQueuedItems = 10'000;            // per queue
 inline constexpr size_t kMaxQueuedBytes = size_t{16} << 20;  // all queues
 
 // The status of a host call refused by a run-time cap (the ABI has no "resource exhausted").

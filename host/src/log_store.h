@@ -1,6 +1,7 @@
 // The log lines a module writes (proxy_log, WASI stdout/stderr), kept until the embedder takes
-// them. Bounded: a line is cut at limits::kMaxLogMessageBytes, and once limits::kMaxRetainedLogBytes
-// are held, further lines are dropped and counted (one warn line says so) instead of growing.
+// them. Bounded: a line is cut at limits::kMaxLogMessageBytes, and once
+// limits::kMaxRetainedLogBytes are held, further lines are dropped and counted (one warn line says
+// so) instead of growing.
 #pragma once
 
 #include <cstddef>

@@ -27,7 +27,8 @@ bool viewArg(ImportCall& call, size_t index, std::string_view* out) {
 
 // data is host-owned (never a view of guest memory, which the guest's allocator may move).
 uint32_t copyOut(ImportCall& call, std::string_view data, size_t ptr_index) {
-  return status(call.memory.copyOut(data, call.u32(ptr_index), call.u32(ptr_index + 1), &call.trap));
+  return status(
+      call.memory.copyOut(data, call.u32(ptr_index), call.u32(ptr_index + 1), &call.trap));
 }
 
 uint32_t headerMapUnsupported(ImportCall& call) {

@@ -13,7 +13,7 @@ Result<std::string> readRegularFile(const std::string& path, uint64_t max_bytes)
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked right after.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Error{"cannot read " + path + ": " + std::strerror(errno)};
-  struct stat info {};
+  struct stat info{};
   std::string out;
   std::string problem;
   if (::fstat(fd, &info) != 0) {

@@ -78,8 +78,8 @@ uint32_t environment(ImportCall& call, bool sizes_only) {
     ++count;
     bytes += static_cast<uint32_t>(entry.size());
   }
-  if (sizes_only && (!call.memory.writeU32(call.u32(0), count) ||
-                     !call.memory.writeU32(call.u32(1), bytes)))
+  if (sizes_only &&
+      (!call.memory.writeU32(call.u32(0), count) || !call.memory.writeU32(call.u32(1), bytes)))
     return kFault;
   return kSuccess;
 }
@@ -94,7 +94,7 @@ uint32_t environ_get(ImportCall& call) {
 
 uint32_t args_sizes_get(ImportCall& call) {
   return call.memory.writeU32(call.u32(0), 0) && call.memory.writeU32(call.u32(1), 0) ? kSuccess
-                                                                                       : kFault;
+                                                                                      : kFault;
 }
 uint32_t args_get(ImportCall& /*call*/) {
   return kSuccess;  // no arguments

@@ -70,8 +70,9 @@ TEST(HostileModule, HugeDataCountIsRefusedNamingTheLimit) {
   std::string bytes = kHeader + std::string("\x0c\x05\xff\xff\xff\xff\x0f", 7);
   LoadReport report = Vm::inspect(span(bytes));
   EXPECT_FALSE(report.ok);
-  EXPECT_TRUE(contains(report.problems, "declares 4294967295 data segments (data count section); "
-                                        "Envoy's engines allow at most 100000"))
+  EXPECT_TRUE(contains(report.problems,
+                       "declares 4294967295 data segments (data count section); "
+                       "Envoy's engines allow at most 100000"))
       << joined(report.problems);
 }
 
@@ -84,13 +85,14 @@ TEST(HostileModule, HugeTableIsRefusedNamingTheLimit) {
 }
 
 TEST(HostileModule, TooManyLocalsAreRefusedNamingTheLimit) {
-  std::string types("\x01\x04\x01\x60\x00\x00", 6);      // one type: () -> ()
-  std::string functions("\x03\x02\x01\x00", 4);          // one function of that type
+  std::string types("\x01\x04\x01\x60\x00\x00", 6);         // one type: () -> ()
+  std::string functions("\x03\x02\x01\x00", 4);             // one function of that type
   std::string body("\x01\x80\x80\x80\x80\x08\x7f\x0b", 8);  // 2^31 locals of i32, end
   std::string code = std::string("\x0a\x0a\x01\x08", 4) + body;
   LoadReport report = Vm::inspect(span(kHeader + types + functions + code));
-  EXPECT_TRUE(contains(report.problems, "2147483648 locals in function 0; Envoy's engines allow "
-                                        "at most 50000"))
+  EXPECT_TRUE(contains(report.problems,
+                       "2147483648 locals in function 0; Envoy's engines allow "
+                       "at most 50000"))
       << joined(report.problems);
 }
 

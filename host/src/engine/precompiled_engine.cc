@@ -130,7 +130,8 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
     instance_ = ::operator new(binding().instance_size, std::align_val_t(binding().instance_align));
     std::memset(instance_, 0, binding().instance_size);
     const int trap = guardedInstantiate(instance_, this);
-    if (trap != WASM_RT_TRAP_NONE) return Error{std::string("instantiation trapped: ") + trapText(trap)};
+    if (trap != WASM_RT_TRAP_NONE)
+      return Error{std::string("instantiation trapped: ") + trapText(trap)};
     instantiated_ = true;
     return {};
   }
@@ -239,8 +240,8 @@ Result<std::unique_ptr<WasmEngine>> makePrecompiledEngine(std::span<const uint8_
   // The interpreter's parser describes imports and exports (and validates the bytes once more).
   auto described = WasmEngine::parse(module);
   if (!described) return Error{described.error()};
-  return std::unique_ptr<WasmEngine>(std::make_unique<PrecompiledEngine>(
-      (*described)->imports(), (*described)->exports()));
+  return std::unique_ptr<WasmEngine>(
+      std::make_unique<PrecompiledEngine>((*described)->imports(), (*described)->exports()));
 }
 
 #else  // built without a module to precompile

@@ -298,7 +298,8 @@ class WabtEngine final : public WasmEngine {
   // table.grow and memory.grow fail (return -1, as the spec allows) past Envoy's engines' caps,
   // instead of resizing host vectors to what a module asks.
   static void capGrowth(wi::ModuleDesc& desc) {
-    for (wi::TableDesc& table : desc.tables) capLimits(table.type.limits, limits::kMaxTableElements);
+    for (wi::TableDesc& table : desc.tables)
+      capLimits(table.type.limits, limits::kMaxTableElements);
     for (wi::MemoryDesc& memory : desc.memories)
       capLimits(memory.type.limits, limits::kMaxMemoryPages);
     for (wi::ImportDesc& import : desc.imports) {

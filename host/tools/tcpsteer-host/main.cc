@@ -221,6 +221,9 @@ int replay(ReplayOptions o) {
     for (const auto& [function, count] : vm->profile())
       emit({{"event", "profile"}, {"function", function}, {"instructions", count}});
   }
+  emit({{"event", "vm_end"},
+        {"memory_bytes", vm->memoryBytes()},
+        {"instructions", vm->totalInstructions()}});
   if (vm->failed()) {
     emitFailure(*vm);
     return kExitRefused;

@@ -31,7 +31,8 @@ Result<void> ListeningSockets::bind(const std::vector<host::ListenerConfig>& lis
       v6->sin6_port = htons(address.port);
       length = sizeof(sockaddr_in6);
     } else {
-      return Error{"listener " + listener.name + ": '" + address.address + "' is not an IP address"};
+      return Error{"listener " + listener.name + ": '" + address.address +
+                   "' is not an IP address"};
     }
     int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return Error{"listener " + listener.name + ": socket: " + std::strerror(errno)};

@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
     auto bytes = tcpsteer::host::readRegularFile(listener.wasm->filename,
                                                  tcpsteer::host::limits::kMaxModuleFileBytes);
     if (!bytes) {
-      return refuse(bytes.error() + " (vm_config.code.local.filename of listener " +
-                    listener.name + "); run make wasm");
+      return refuse(bytes.error() + " (vm_config.code.local.filename of listener " + listener.name +
+                    "); run make wasm");
     }
     modules[listener.wasm->filename] = std::move(*bytes);
   }

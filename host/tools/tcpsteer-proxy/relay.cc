@@ -89,7 +89,7 @@ asio::awaitable<void> Relay::run() {
   close("done");
   if (filter_) filter_->onClose();
   // What tcp_proxy did (NC, UF, or the upstream reached), then why the connection ended.
-  std::string outcome = outcome_.empty() ? end_reason_
+  std::string outcome = outcome_.empty()        ? end_reason_
                         : end_reason_ == "done" ? outcome_
                                                 : outcome_ + " (" + end_reason_ + ")";
   emit("[access] listener=" + context_.listener.name + " cluster=" + cluster_ + " src=" + source_ +

@@ -52,11 +52,11 @@ Result<void> Worker::setUp(const std::map<std::string, std::string>& modules,
              (runtime->vm->precompiled() ? "precompiled (wasm2c, native code)"
                                          : "interpreter (wabt)"));
       }
-      auto status = runtime->vm->start()
-                        ? runtime->vm->startPlugin({listener.wasm->root_id,
-                                                    listener.wasm->configuration,
-                                                    listener.wasm->name, listener.wasm->vm_id})
-                        : host::Vm::PluginStatus::kFailed;
+      auto status =
+          runtime->vm->start()
+              ? runtime->vm->startPlugin({listener.wasm->root_id, listener.wasm->configuration,
+                                          listener.wasm->name, listener.wasm->vm_id})
+              : host::Vm::PluginStatus::kFailed;
       runtime->flushLogs();
       if (status != host::Vm::PluginStatus::kOk) {
         const auto& failure = runtime->vm->failure();

@@ -17,7 +17,8 @@ const char* resultName(WasmResult result);
 #if defined(__wasm__)
 #define PROXY_WASM_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
 #else
-// Native builds (tests) link these against a fake host.
+// Outside wasm32 these are plain declarations: the SDK is only built into the module
+// (sdk/README.md).
 #define PROXY_WASM_IMPORT(name)
 #endif
 

@@ -55,6 +55,7 @@ inline constexpr uint32_t kMaxLogLevel = static_cast<uint32_t>(LogLevel::kCritic
 inline constexpr uint32_t kMaxBufferType = static_cast<uint32_t>(BufferType::kCallData);
 inline constexpr uint32_t kMaxStreamType = static_cast<uint32_t>(StreamType::kUpstream);
 inline constexpr uint32_t kMaxMetricType = static_cast<uint32_t>(MetricType::kHistogram);
-inline constexpr uint32_t kMaxHeaderMapType = 7;  // request/response headers/trailers, gRPC, HTTP call
+inline constexpr uint32_t kMaxHeaderMapType =
+    7;  // request/response headers/trailers, gRPC, HTTP call
 
 }  // namespace proxy_wasm

@@ -23,8 +23,8 @@ struct WasmFilterConfig {
   std::string name;
   std::string root_id;
   std::string vm_id;
-  std::string configuration;  // StringValue value (or the JSON of a Struct)
-  std::string filename;       // vm_config.code.local.filename (relative to the config file)
+  std::string configuration;  // config.configuration: a google.protobuf.StringValue's value
+  std::string filename;       // vm_config.code.local.filename (relative: to the working directory)
   bool fail_open = false;
 };
 
