@@ -69,7 +69,9 @@ uint32_t environment(ImportCall& call, bool sizes_only) {
   uint32_t pointer_slot = call.u32(0);
   uint32_t buffer = call.u32(1);
   for (const auto& [key, value] : call.envoy.options.environment) {
-    std::string entry = key + "=" + value;
+    std::string entry = key;
+    entry += '=';
+    entry += value;
     entry.push_back('\0');
     if (!sizes_only && (!call.memory.writeU32(pointer_slot + 4ULL * count, buffer + bytes) ||
                         !call.memory.write(uint64_t{buffer} + bytes, entry))) {

@@ -88,7 +88,9 @@ while kill -0 $client 2>/dev/null; do
 done
 wait $client; code=$?
 echo "     100 MiB each way: $(cat "$work/large.out"); proxy peak RSS $((peak / 1024)) MiB"
-[ $code -eq 0 ] && grep -q "egress1 intact 104857600" "$work/large.out" && [ "$peak" -lt $((128 * 1024)) ]
+# The memory bound holds in the plain build; sanitizers multiply RSS (TCPSTEER_SANITIZED=1).
+[ $code -eq 0 ] && grep -q "egress1 intact 104857600" "$work/large.out" &&
+  { [ "${TCPSTEER_SANITIZED:-0}" = 1 ] || [ "$peak" -lt $((128 * 1024)) ]; }
 check large-transfer-bounded-memory $?
 
 # 4. Prometheus stats carry the filter's counters under Envoy's names.

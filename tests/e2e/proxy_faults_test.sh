@@ -164,7 +164,9 @@ ok=$(python3 "$clients" burst "$(port 1)" 2000)
 wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
 echo "     2,000-connection burst: $ok intact; proxy RSS $((rss_before / 1024)) -> $((rss_after / 1024)) MiB"
-[ "$ok" -eq 2000 ] && [ $((rss_after - rss_before)) -lt $((48 * 1024)) ]; check burst-memory-returned $?
+# The memory bound holds in the plain build; sanitizers multiply RSS (TCPSTEER_SANITIZED=1).
+[ "$ok" -eq 2000 ] && { [ "${TCPSTEER_SANITIZED:-0}" = 1 ] || [ $((rss_after - rss_before)) -lt $((48 * 1024)) ]; }
+check burst-memory-returned $?
 stop_proxy
 
 grep "^\[access\]" "$work/m.log" | grep -v "bytes_up=4096 bytes_down=4104" | sed "s/src=[^ ]*//" | sort | uniq -c | head -5

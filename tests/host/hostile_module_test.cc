@@ -41,7 +41,7 @@ std::string joined(const std::vector<std::string>& lines) {
 
 const std::string kHeader("\0asm\x01\0\0\0", 8);
 
-std::unique_ptr<Vm> startedVm(const std::string& name, VmOptions options = {}) {
+std::unique_ptr<Vm> startedVm(const std::string& name, const VmOptions& options = {}) {
   std::string bytes = moduleBytes(name);
   LoadReport report;
   auto vm = Vm::load(span(bytes), options, &report);

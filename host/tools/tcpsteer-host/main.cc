@@ -10,6 +10,7 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,9 +66,11 @@ int check(const std::string& path, bool as_json) {
       instantiated = true;
     } else {
       report.ok = false;
-      if (vm && vm->failure()) {
-        report.problems.push_back("start-up failed in " + vm->failure()->callback + ": " +
-                                  vm->failure()->message);
+      const std::optional<tcpsteer::host::Failure> failure =
+          vm ? vm->failure() : std::optional<tcpsteer::host::Failure>();
+      if (failure.has_value()) {
+        report.problems.push_back("start-up failed in " + failure->callback + ": " +
+                                  failure->message);
       } else if (!loaded.problems.empty()) {
         report.problems.push_back(loaded.problems.back());
       }

@@ -88,9 +88,11 @@ int main(int argc, char** argv) {
   }
   asio::io_context main_io;
   std::unique_ptr<tcp::acceptor> admin;
-  if (config->admin) {
+  const std::optional<tcpsteer::host::SocketAddressConfig>& admin_config = config->admin;
+  if (admin_config.has_value()) {
+    const tcpsteer::host::SocketAddressConfig& admin_address = *admin_config;
     boost::system::error_code ec;
-    tcp::endpoint endpoint(asio::ip::make_address(config->admin->address, ec), config->admin->port);
+    tcp::endpoint endpoint(asio::ip::make_address(admin_address.address, ec), admin_address.port);
     if (!ec) {
       admin = std::make_unique<tcp::acceptor>(main_io);
       admin->open(endpoint.protocol(), ec);
@@ -99,8 +101,8 @@ int main(int argc, char** argv) {
       if (!ec) admin->listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {
-      return refuse("cannot listen on admin address " + config->admin->address + ":" +
-                    std::to_string(config->admin->port) + ": " + ec.message());
+      return refuse("cannot listen on admin address " + admin_address.address + ":" +
+                    std::to_string(admin_address.port) + ": " + ec.message());
     }
     tcpsteer::proxy::startAdmin(*admin, stats);
   }
