@@ -4,8 +4,8 @@
 #   scripts/inspect-chains.sh POD [PORT] [-n NAMESPACE]     reads istio-proxy's config dump with kubectl
 #   scripts/inspect-chains.sh --file CONFIG_DUMP.json [PORT]  reads a saved dump (pilot-agent request GET config_dump)
 #
-# Without PORT: every listener with its filter chains. With PORT: the chains that serve that port, and a
-# verdict. Exit status: 0 the wasm filter runs before tcp_proxy on PORT (or no PORT given); 1 it does not;
+# Without PORT: every listener with its filter chains (warming and rejected ones marked). With PORT:
+# the chains that serve that port, and a verdict. Exit status: 0 the wasm filter runs before tcp_proxy on PORT (or no PORT given); 1 it does not;
 # 2 bad usage or unreadable dump.
 set -euo pipefail
 
@@ -52,12 +52,18 @@ chains=$(jq -c '
     elif .name == "envoy.filters.network.http_connection_manager" then "hcm"
     else "other" end;
   .configs[] | select(.["@type"] | test("ListenersConfigDump"))
-  | ((.dynamic_listeners // [])[] | .active_state.listener), ((.static_listeners // [])[] | .listener)
-  | select(. != null)
-  | . as $l
+  # A listener is active (serving), warming (waiting for a dependency such as a WasmPlugin module
+  # that cannot be fetched) or in error (Envoy rejected the update; the failed configuration is kept).
+  | ((.dynamic_listeners // [])[]
+       | (.active_state.listener | select(. != null) | {l: ., state: "active"}),
+         (.warming_state.listener | select(. != null) | {l: ., state: "warming"}),
+         (.error_state | select(. != null) | {l: .failed_configuration, state: "error", details: (.details // "")})),
+    ((.static_listeners // [])[] | {l: .listener, state: "active"})
+  | select(.l != null)
+  | .l as $l | .state as $state | (.details // "") as $details
   | ($l.address.socket_address.port_value // 0) as $lport
   | ([($l.filter_chains // [])[] | {c: ., default: false}] + (if $l.default_filter_chain then [{c: $l.default_filter_chain, default: true}] else [] end))[]
-  | {listener: $l.name,
+  | {listener: $l.name, state: $state, details: $details,
      port: (.c.filter_chain_match.destination_port // $lport),
      chain: (if .default then "default chain" else (.c.name // "chain") end),
      match: ((.c.filter_chain_match // {}) | del(.destination_port) | tostring),
@@ -68,7 +74,9 @@ chains=$(jq -c '
 
 show_chains() {  # show_chains WITH_PORT < chains: "listener  [chain] (port=) (match=)" then its filters
   jq -r --argjson with_port "$1" '"\(.listener)  [\(.chain)]\(if $with_port then " port=\(.port)" else "" end)\(
-    if .match != "{}" then " match=\(.match)" else "" end)\n    \(.filters | join(" -> "))"'
+    if .match != "{}" then " match=\(.match)" else "" end)\(
+    if .state == "warming" then " (WARMING: not serving)" elif .state == "error" then " (REJECTED by Envoy)" else "" end
+    )\n    \(.filters | join(" -> "))"'
 }
 
 if [ -z "$port" ]; then
@@ -86,7 +94,9 @@ while IFS= read -r chain; do
   show_chains false <<<"$chain"
   verdict=$(jq -r '
     (.kinds | index("wasm")) as $w | (.kinds | index("tcp_proxy")) as $t | (.kinds | index("hcm")) as $h
-    | if $w != null and $t != null and $w < $t then "ok: the wasm filter runs before tcp_proxy"
+    | if .state == "warming" then "PROBLEM: the listener is warming, not serving: a WasmPlugin whose module cannot be fetched or loaded (failStrategy FAIL_CLOSE) keeps it there; see istio-proxy'"'"'s log for \"wasm\" and docs/istio.md#troubleshooting"
+      elif .state == "error" then "PROBLEM: Envoy rejected this listener update: \(.details)"
+      elif $w != null and $t != null and $w < $t then "ok: the wasm filter runs before tcp_proxy"
       elif $w != null and $t != null then "PROBLEM: the wasm filter runs after tcp_proxy (too late: the upstream is already chosen)"
       elif $h != null then "no wasm filter: HTTP connection manager chain (L7); a network filter here could not choose the upstream (docs/istio.md#port-80)"
       elif $t != null then "no wasm filter before tcp_proxy on this chain"

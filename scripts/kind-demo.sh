@@ -2,12 +2,13 @@
 # tcpsteer on kind + Istio, from a clean checkout to a verified demo.
 #
 #   scripts/kind-demo.sh up [--plugin envoyfilter|wasmplugin|wasmplugin-oci] [--port80] [--no-network-policies]
+#                           [--module-build native|docker]
 #   scripts/kind-demo.sh verify [--port80]
 #   scripts/kind-demo.sh down
 #   scripts/kind-demo.sh verify --pod-ip IP --client-log FILE --proxy-log FILE [--port80]   (offline check)
 #
-# --dry-run (any command) prints every command instead of running it. Needs docker, kind, kubectl,
-# istioctl, openssl, jq and make; says how to get a missing one. docs/istio.md explains each step.
+# --dry-run (any command) prints every command instead of running it. Needs docker (with buildx),
+# kind >= 0.24, kubectl, istioctl, openssl, jq, make and git; says how to get a missing one.
 set -euo pipefail
 
 # Names the manifests depend on (tests/manifests/validate_manifests.py checks that they agree).
@@ -22,7 +23,7 @@ EXTERNAL_HOST=api.tcpsteer.example
 REGISTRY_NAME=kind-registry
 REGISTRY_HOST_PORT=5001
 MODULE=build/wasm/filter/tcpsteer.wasm
-MIN_KIND=0.20.0
+MIN_KIND=0.24.0  # the first kind that enforces NetworkPolicy (the demo's isolation relies on it)
 MIN_ISTIO=1.20.0
 MIN_KUBECTL=1.26.0
 
@@ -31,13 +32,14 @@ dry_run=0
 plugin=envoyfilter
 port80=0
 network_policies=1
+module_build=''  # native (make wasm) or docker; default: native where apt-get exists
 pod_ip=''
 client_log=''
 proxy_log=''
 work=
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 die() { echo "kind-demo: $*" >&2; exit 1; }
@@ -93,9 +95,42 @@ check_tools() {
   need_tool openssl "openssl version" "" "apt-get install openssl"
   need_tool jq "jq --version" "" "apt-get install jq"
   need_tool make "make --version" "" "apt-get install make (or run scripts/install-deps.sh)"
+  need_tool git "git --version" "" "install git (the plugin image's timestamp is the last commit's)"
   if ! ((dry_run)) && ! docker info >/dev/null 2>&1; then
     die "docker is installed but its daemon does not answer (docker info failed): start Docker, or add yourself to the docker group"
   fi
+  if ! ((dry_run)) && ! docker buildx version >/dev/null 2>&1; then
+    die "docker buildx is missing (Docker >= 23 has it; on Debian/Ubuntu: apt-get install docker-buildx-plugin or docker-buildx)"
+  fi
+}
+
+# Images are built as single-platform manifests (no provenance/SBOM attestations, so no image
+# index): `kind load` then finds their content (kind#3795), and the plugin image's digest is the one
+# istio-agent compares. SOURCE_DATE_EPOCH (the last commit's time) fixes every timestamp BuildKit
+# writes, so the same sources give the same digest.
+docker_build() {  # docker_build DOCKERFILE TAG [ARGS...]
+  run docker build --provenance=false --sbom=false --build-arg "SOURCE_DATE_EPOCH=$source_date_epoch" \
+    -f "$1" -t "$2" "${@:3}" .
+}
+
+# The module: natively where scripts/install-deps.sh can run (Debian/Ubuntu with apt), else inside
+# Docker with the same toolchain (the build stage of plugin.Dockerfile), exported to $MODULE.
+build_module() {
+  if [ "$module_build" = native ]; then
+    run make wasm
+  else
+    echo "building the module in Docker (this host cannot run scripts/install-deps.sh: no apt-get)"
+    docker_build deploy/docker/plugin.Dockerfile tcpsteer/plugin-build:$IMAGE_TAG --target module \
+      --output "$(dirname "$MODULE")"
+  fi
+}
+
+# Image to kind: through an archive, which works with Docker's containerd image store too.
+kind_load() {  # kind_load IMAGE
+  local archive
+  archive="$work/$(basename "${1%%:*}").tar"
+  run docker save "$1" -o "$archive"
+  run kind load image-archive "$archive" --name "$CLUSTER_NAME"
 }
 
 make_certificates() {  # a CA, and a certificate for the external host signed by it
@@ -113,8 +148,11 @@ apply_file() { run kubectl apply -f "$1"; }
 
 oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with the registry address and digest
   banner "OCI module: local registry $REGISTRY_NAME, push, digest"
-  if ((dry_run)) || [ -z "$(docker ps -q -f "name=^${REGISTRY_NAME}$")" ]; then
+  # A stopped registry from an earlier run is started again (its name is taken).
+  if ((dry_run)) || [ -z "$(docker ps -aq -f "name=^${REGISTRY_NAME}$")" ]; then
     run docker run -d --restart=always -p "127.0.0.1:$REGISTRY_HOST_PORT:5000" --name "$REGISTRY_NAME" registry:2
+  elif [ -z "$(docker ps -q -f "name=^${REGISTRY_NAME}$")" ]; then
+    run docker start "$REGISTRY_NAME"
   fi
   run_pipe "docker network connect kind $REGISTRY_NAME 2>/dev/null || true"
   run docker tag "tcpsteer/plugin:$IMAGE_TAG" "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG"
@@ -122,13 +160,14 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
   local registry_ip=REGISTRY_IP digest=0000000000000000000000000000000000000000000000000000000000000000
   if ! ((dry_run)); then
     registry_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "$REGISTRY_NAME")
-    # istio-agent compares sha256 with the digest of the image manifest it resolves for its platform
-    # (not of an index, which a BuildKit push with attestations creates, nor of the .wasm file).
+    # istio-agent compares sha256 with the digest of the image manifest it fetches (not of the .wasm
+    # file). Built without attestations, the push is one manifest: no index, no platform to pick
+    # (istio-agent would resolve linux/amd64 from an index, whatever this host's architecture).
     digest=$(docker manifest inspect --verbose "localhost:$REGISTRY_HOST_PORT/tcpsteer/plugin:$IMAGE_TAG" |
-      jq -r --arg arch "$(docker version -f '{{.Server.Arch}}')" \
-        'if type == "array" then map(select(.Descriptor.platform.architecture == $arch))[0] else . end | .Descriptor.digest')
+      jq -r 'if type == "array" then "index: \(length) manifests" else .Descriptor.digest end')
     digest=${digest##*sha256:}
-    [[ $digest =~ ^[0-9a-f]{64}$ ]] || die "could not read the pushed plugin image's manifest digest (got '$digest')"
+    [[ $digest =~ ^[0-9a-f]{64}$ ]] ||
+      die "the pushed plugin image is not a single manifest (got '$digest'): build it with --provenance=false --sbom=false"
   else
     echo "+ (the registry's address on the kind network and the pushed digest go into the WasmPlugin)"
   fi
@@ -140,19 +179,38 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
     "$repo/deploy/k8s/base/30-demo-client.yaml" >"$work/30-demo-client.yaml"
   grep -q WASM_INSECURE_REGISTRIES "$work/30-demo-client.yaml" ||
     die "could not set WASM_INSECURE_REGISTRIES in the client manifest (its proxy.istio.io/config annotation changed?)"
-  apply_file "$repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml"
+  # Alone, this Egress policy would cut the client off istiod, DNS and the egress pods: it only makes
+  # sense next to the base policies.
+  if ((network_policies)); then
+    apply_file "$repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml"
+  else
+    echo "skipping deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml (--no-network-policies)"
+  fi
   apply_file "$work/50-wasmplugin-oci.yaml"
+}
+
+# A re-run in another mode must not leave the previous mode's objects: the filter would run twice
+# (EnvoyFilter and WasmPlugin), or port 80 stay intercepted, or policies stay after
+# --no-network-policies.
+remove_other_modes() {
+  local gone=()
+  [ "$plugin" = envoyfilter ] || gone+=(envoyfilter/tcpsteer)
+  [ "$plugin" = envoyfilter ] && gone+=(wasmplugin/tcpsteer)
+  [ "$plugin" = wasmplugin-oci ] && ((network_policies)) || gone+=(networkpolicy/demo-client-registry)
+  ((port80)) || gone+=(envoyfilter/tcpsteer-port80)
+  ((network_policies)) || gone+=(networkpolicy/demo-client-egress networkpolicy/egress-from-client-only)
+  run kubectl -n "$NAMESPACE" delete --ignore-not-found "${gone[@]}"
 }
 
 cmd_up() {
   check_tools
   cd "$repo"
   banner "building the module and the images"
-  run make wasm
-  run docker build -f deploy/docker/egress-server.Dockerfile -t "tcpsteer/egress-server:$IMAGE_TAG" .
-  run docker build -f deploy/docker/demo-client.Dockerfile -t "tcpsteer/demo-client:$IMAGE_TAG" .
+  build_module
+  docker_build deploy/docker/egress-server.Dockerfile "tcpsteer/egress-server:$IMAGE_TAG"
+  docker_build deploy/docker/demo-client.Dockerfile "tcpsteer/demo-client:$IMAGE_TAG"
   if [ "$plugin" = wasmplugin-oci ]; then
-    run docker build -f deploy/docker/plugin.Dockerfile -t "tcpsteer/plugin:$IMAGE_TAG" .
+    docker_build deploy/docker/plugin.Dockerfile "tcpsteer/plugin:$IMAGE_TAG"
   fi
 
   banner "kind cluster $CLUSTER_NAME"
@@ -168,16 +226,18 @@ cmd_up() {
   run kubectl -n istio-system rollout status deployment/istiod --timeout=300s
 
   banner "loading images into kind (no registry needed for the apps)"
-  run kind load docker-image "tcpsteer/egress-server:$IMAGE_TAG" --name "$CLUSTER_NAME"
-  run kind load docker-image "tcpsteer/demo-client:$IMAGE_TAG" --name "$CLUSTER_NAME"
+  kind_load "tcpsteer/egress-server:$IMAGE_TAG"
+  kind_load "tcpsteer/demo-client:$IMAGE_TAG"
 
   banner "namespace $NAMESPACE"
   apply_file deploy/k8s/base/00-namespace.yaml
   make_certificates
   banner "secrets and ConfigMaps: TLS for the egress servers, the CA for the client, the module for istio-proxy"
-  run_pipe "kubectl -n $NAMESPACE create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply -f -"
-  run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply -f -"
-  run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply -f -"
+  # Server-side apply: a client-side apply would copy the module into the last-applied-configuration
+  # annotation (256 KiB at most), so a module over about 190 KB could not be applied.
+  run_pipe "kubectl -n $NAMESPACE create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+  run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+  run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
 
   # The filter's configuration goes in before the client starts: with holdApplicationUntilProxyStarts
   # the client's first request waits for a sidecar that already has the filter, so no early answer
@@ -193,6 +253,7 @@ cmd_up() {
     apply_file deploy/k8s/port80/20-serviceentry.yaml
     apply_file deploy/k8s/port80/55-envoyfilter-port80.yaml
   fi
+  remove_other_modes
   case $plugin in
     envoyfilter) apply_file deploy/k8s/envoyfilter/50-envoyfilter.yaml ;;
     wasmplugin) apply_file deploy/k8s/wasmplugin/50-wasmplugin.yaml ;;
@@ -296,7 +357,7 @@ cmd_verify() {
     local counters
     counters=$(kubectl -n "$NAMESPACE" exec "$name" -c istio-proxy -- pilot-agent request GET stats/prometheus 2>/dev/null |
       grep -E '^tcpsteer_(routed|unroutable|errors)' | xargs || true)
-    echo "  info counters: ${counters:-none exported (add proxyStatsMatcher inclusionPrefixes [\"wasmcustom\"], docs/istio.md)}"
+    echo "  info counters: ${counters:-none exported yet (they appear once a connection went through the filter)}"
   done <<<"$pods"
   if ((failed)); then
     echo; echo "verify: FAILED. Next: scripts/inspect-chains.sh POD 443 (is the wasm filter before tcp_proxy?) and docs/istio.md#troubleshooting"
@@ -323,6 +384,7 @@ while [ $# -gt 0 ]; do
     --plugin=*) plugin=${1#*=} ;;
     --port80) port80=1 ;;
     --no-network-policies) network_policies=0 ;;
+    --module-build) module_build=${2:?--module-build needs native or docker}; shift ;;
     --pod-ip) pod_ip=${2:?}; shift ;;
     --client-log) client_log=${2:?}; shift ;;
     --proxy-log) proxy_log=${2:?}; shift ;;
@@ -335,6 +397,14 @@ case $plugin in
   envoyfilter|wasmplugin|wasmplugin-oci) ;;
   *) die "--plugin must be envoyfilter, wasmplugin or wasmplugin-oci, not '$plugin'" ;;
 esac
+if [ -z "$module_build" ]; then
+  if command -v apt-get >/dev/null 2>&1; then module_build=native; else module_build=docker; fi
+fi
+case $module_build in
+  native|docker) ;;
+  *) die "--module-build must be native or docker, not '$module_build'" ;;
+esac
+source_date_epoch=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
 # Scratch files (certificates, rendered manifests); KIND_DEMO_WORK keeps them in a directory of yours.
 if [ -n "${KIND_DEMO_WORK:-}" ]; then
   work=$KIND_DEMO_WORK

@@ -30,9 +30,26 @@ inspect "$work/80" 1 --file "$fixtures/envoyfilter.json" 80 &&
   grep -q "=> no wasm filter: HTTP connection manager chain" "$work/80"
 check port-80-is-hcm-exit-1 $?
 
+# A NETWORK WasmPlugin (UNSPECIFIED phase) goes before istio.stats, on every outbound 443 listener.
 inspect "$work/ecds" 0 --file "$fixtures/wasmplugin.json" 443 &&
-  grep -q "tcpsteer.tcpsteer (wasm, from ECDS) -> envoy.filters.network.tcp_proxy" "$work/ecds"
+  [ "$(grep -c "tcpsteer.tcpsteer (wasm, from ECDS) -> istio.stats -> envoy.filters.network.tcp_proxy" "$work/ecds")" -eq 3 ] &&
+  grep -A1 "^10.96.0.1_443 " "$work/ecds" | grep -q "tcpsteer.tcpsteer (wasm, from ECDS)"
 check port-443-wasmplugin-ecds $?
+
+# A listener left warming (module not fetched) or rejected is reported as such, not as missing.
+inspect "$work/warm" 0 --file "$fixtures/wasmplugin-warming.json" 443 &&
+  grep -q "^198.18.0.10_443  \[.*\] (WARMING: not serving)" "$work/warm" &&
+  grep -q "=> PROBLEM: the listener is warming, not serving" "$work/warm"
+check warming-listener-reported $?
+inspect "$work/rej" 0 --file "$fixtures/wasmplugin-rejected.json" 443 &&
+  grep -q "(REJECTED by Envoy)" "$work/rej" &&
+  grep -q "=> PROBLEM: Envoy rejected this listener update: Error adding/updating listener(s) 198.18.0.10_443: Unable to create Wasm network filter" "$work/rej"
+check rejected-listener-reported $?
+# Only warming: no serving chain for 443 with the filter: exit 1.
+jq '(.configs[] | select(.["@type"] | test("ListenersConfigDump")) | .dynamic_listeners) |=
+      map(select(.name == "198.18.0.10_443"))' "$fixtures/wasmplugin-warming.json" >"$work/only-warming.json"
+inspect "$work/warm1" 1 --file "$work/only-warming.json" 443 && grep -q "WARMING" "$work/warm1"
+check only-warming-listener-exit-1 $?
 
 inspect "$work/after" 1 --file "$fixtures/wasm-after-tcp-proxy.json" 443 &&
   grep -q "PROBLEM: the wasm filter runs after tcp_proxy" "$work/after"

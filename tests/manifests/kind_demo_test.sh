@@ -24,25 +24,27 @@ in_order() {
 }
 
 # --- dry runs ---------------------------------------------------------------------------------------
+epoch=$(git -C "$repo" log -1 --format=%ct)
 bash "$script" up --dry-run >"$work/up.txt" 2>&1
 check dry-run-up-exit-0 $?
 in_order "$work/up.txt" \
   "+ make wasm" \
-  "+ docker build -f deploy/docker/egress-server.Dockerfile -t tcpsteer/egress-server:0.1.0 ." \
-  "+ docker build -f deploy/docker/demo-client.Dockerfile -t tcpsteer/demo-client:0.1.0 ." \
+  "+ docker build --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$epoch -f deploy/docker/egress-server.Dockerfile -t tcpsteer/egress-server:0.1.0 ." \
+  "+ docker build --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$epoch -f deploy/docker/demo-client.Dockerfile -t tcpsteer/demo-client:0.1.0 ." \
   "+ kind create cluster --config deploy/kind/cluster.yaml --name tcpsteer" \
   "+ istioctl install --set profile=demo -y" \
   "+ kubectl -n istio-system rollout status deployment/istiod" \
-  "+ kind load docker-image tcpsteer/egress-server:0.1.0 --name tcpsteer" \
-  "+ kind load docker-image tcpsteer/demo-client:0.1.0 --name tcpsteer" \
+  "+ docker save tcpsteer/egress-server:0.1.0 -o" "egress-server.tar --name tcpsteer" \
+  "+ docker save tcpsteer/demo-client:0.1.0 -o" "demo-client.tar --name tcpsteer" \
   "+ kubectl apply -f deploy/k8s/base/00-namespace.yaml" \
   "+ openssl req -x509" \
   "create secret tls egress-tls" \
   "create configmap demo-ca --from-file=ca.crt=" \
-  "create configmap tcpsteer-wasm --from-file=tcpsteer.wasm=build/wasm/filter/tcpsteer.wasm" \
+  "create configmap tcpsteer-wasm --from-file=tcpsteer.wasm=build/wasm/filter/tcpsteer.wasm --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -" \
   "+ kubectl apply -f deploy/k8s/base/10-egress.yaml" \
   "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
   "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" \
+  "+ kubectl -n tcpsteer delete --ignore-not-found wasmplugin/tcpsteer networkpolicy/demo-client-registry envoyfilter/tcpsteer-port80" \
   "+ kubectl apply -f deploy/k8s/envoyfilter/50-envoyfilter.yaml" \
   "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" \
   "+ kubectl -n tcpsteer rollout restart deployment/egress1 deployment/egress2 deployment/demo-client" \
@@ -53,18 +55,42 @@ in_order "$work/up.txt" \
   "+ kubectl -n tcpsteer exec POD -c istio-proxy -- pilot-agent request GET stats/prometheus"
 check dry-run-up-sequence $?
 grep -q "^==> checking tools" "$work/up.txt" && grep -q "^==> verify" "$work/up.txt"; check dry-run-banners $?
-! grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile|kustomization)' "$work/up.txt"; check dry-run-default-is-envoyfilter-only $?
+grep -v -- "delete --ignore-not-found" "$work/up.txt" | grep -qE '^\+ .*(wasmplugin|port80|plugin.Dockerfile|kustomization)'
+[ $? -eq 1 ]; check dry-run-default-is-envoyfilter-only $?
 
 bash "$script" up --dry-run --plugin wasmplugin --port80 --no-network-policies >"$work/up2.txt" 2>&1
 in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
   "+ kubectl apply -f deploy/k8s/port80/20-serviceentry.yaml" "+ kubectl apply -f deploy/k8s/port80/55-envoyfilter-port80.yaml" \
   "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" &&
   ! grep -q "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" "$work/up2.txt" &&
-  ! grep -q "envoyfilter/50-envoyfilter.yaml" "$work/up2.txt"
+  ! grep -q "envoyfilter/50-envoyfilter.yaml" "$work/up2.txt" &&
+  in_order "$work/up2.txt" "+ kubectl -n tcpsteer delete --ignore-not-found envoyfilter/tcpsteer networkpolicy/demo-client-registry networkpolicy/demo-client-egress networkpolicy/egress-from-client-only" \
+    "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml"
 check dry-run-wasmplugin-port80-no-policies $?
 
+# Issue #13 (1): OCI without policies must not apply the registry policy alone (it would isolate the
+# client from istiod and DNS).
+bash "$script" up --dry-run --plugin wasmplugin-oci --no-network-policies >"$work/up4.txt" 2>&1
+grep -q "skipping deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml (--no-network-policies)" "$work/up4.txt" &&
+  ! grep -q "^+ kubectl apply .*45-networkpolicy-registry.yaml" "$work/up4.txt"
+check dry-run-oci-without-policies-skips-registry-policy $?
+# (3): a host without apt-get builds the module inside Docker, from plugin.Dockerfile's build stage.
+mkdir -p "$work/noapt"
+for tool in bash sed dirname basename mktemp rm grep sort head cat jq openssl make git; do
+  ln -sf "$(command -v "$tool")" "$work/noapt/$tool"
+done
+PATH=$work/noapt "$work/noapt/bash" "$script" up --dry-run >"$work/up5.txt" 2>&1
+in_order "$work/up5.txt" "+ docker build --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$epoch -f deploy/docker/plugin.Dockerfile -t tcpsteer/plugin-build:0.1.0 --target module --output build/wasm/filter ." &&
+  ! grep -q "^+ make wasm" "$work/up5.txt"
+check dry-run-module-built-in-docker-without-apt $?
+bash "$script" up --dry-run --module-build docker >"$work/up6.txt" 2>&1
+grep -q -- "--target module --output build/wasm/filter" "$work/up6.txt"; check dry-run-module-build-docker $?
+bash "$script" up --dry-run --module-build podman >"$work/e5.txt" 2>&1
+[ $? -eq 1 ] && grep -q "module-build must be native or docker, not 'podman'" "$work/e5.txt"; check bad-module-build-exit-1 $?
+
 KIND_DEMO_WORK=$work/oci bash "$script" up --dry-run --plugin=wasmplugin-oci >"$work/up3.txt" 2>&1
-in_order "$work/up3.txt" "+ docker build -f deploy/docker/plugin.Dockerfile -t tcpsteer/plugin:0.1.0 ." \
+in_order "$work/up3.txt" "+ docker build --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$epoch -f deploy/docker/plugin.Dockerfile -t tcpsteer/plugin:0.1.0 ." \
+  "+ kubectl -n tcpsteer delete --ignore-not-found envoyfilter/tcpsteer envoyfilter/tcpsteer-port80" \
   "+ docker run -d --restart=always -p 127.0.0.1:5001:5000 --name kind-registry registry:2" \
   "+ docker push localhost:5001/tcpsteer/plugin:0.1.0" \
   "+ kubectl apply -f $repo/deploy/k8s/wasmplugin-oci/45-networkpolicy-registry.yaml" \
@@ -88,6 +114,21 @@ check dry-run-wasmplugin-oci-rendered-manifests $?
 bash "$script" down --dry-run >"$work/down.txt" 2>&1
 in_order "$work/down.txt" "+ kind delete cluster --name tcpsteer" "+ docker rm -f kind-registry"
 check dry-run-down $?
+
+# The CI workflow's modes (.github/workflows/kind.yml) are runs the script accepts, in dry-run.
+modes=$(python3 -c 'import sys, yaml
+flow = yaml.safe_load(open(sys.argv[1]))
+for mode in flow["jobs"]["kind"]["strategy"]["matrix"]["mode"]:
+    print(mode["name"] + "|" + mode["flags"] + "|" + mode["verify"])' "$repo/.github/workflows/kind.yml")
+ok=0
+while IFS='|' read -r name flags verify; do
+  # shellcheck disable=SC2086  # the flags are words
+  if ! bash "$script" up --dry-run $flags --module-build docker >"$work/ci-$name.txt" 2>&1 ||
+    ! bash "$script" verify --dry-run $verify >>"$work/ci-$name.txt" 2>&1; then
+    echo "  mode $name:"; tail -3 "$work/ci-$name.txt"; ok=1
+  fi
+done <<<"$modes"
+[ "$(wc -l <<<"$modes")" -eq 4 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
 
 # --- usage errors -----------------------------------------------------------------------------------
 bash "$script" launch >"$work/e1.txt" 2>&1
