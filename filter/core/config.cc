@@ -161,8 +161,8 @@ class ConfigReader {
     if (preset != nullptr && preset->type != json::Value::Type::kString) {
       return fail("preset", "must be a string", "\"istio\" or \"standalone\"");
     }
-    if (!applyPreset(preset != nullptr ? std::string_view(preset->text) : std::string_view(),
-                     "preset", config)) {
+    if (!applyPreset(preset != nullptr ? std::string_view(preset->text) : "istio", "preset",
+                     config)) {
       return false;
     }
     if (targets != nullptr) {
@@ -201,7 +201,7 @@ class ConfigReader {
   // Presets are target lists in JSON, read by the same code as user targets.
   bool applyPreset(std::string_view name, const char* field, Config& config) {
     std::string_view targets;
-    if (name.empty() || name == "istio") {
+    if (name == "istio") {
       targets = kIstioTargets;
     } else if (name == "standalone") {
       targets = kStandaloneTargets;
@@ -476,15 +476,19 @@ ConfigResult parseConfig(std::string_view bytes) {
   if (trimmed.empty() || trimmed == "istio" || trimmed == "standalone") {
     json::Value word;
     word.type = json::Value::Type::kString;
-    word.text.assign(trimmed);
+    word.text.assign(trimmed.empty() ? std::string_view("istio") : trimmed);  // none: the default
     return ConfigReader().read(word);
   }
   json::ParseError parse_error;
   auto document = json::parse(bytes, &parse_error);
   if (!document) {
-    std::string problem = "not valid JSON: " + parse_error.message + " at byte ";
+    std::string problem =
+        (parse_error.limit ? "beyond the configuration reader's limits: " : "not valid JSON: ") +
+        parse_error.message + " at byte ";
     appendDecimal(problem, parse_error.offset);
-    return failure("", problem, kDocumentExpected);
+    return failure(
+        "", problem,
+        parse_error.limit ? "a document within the limits of filter/README.md" : kDocumentExpected);
   }
   return ConfigReader().read(*document);
 }

@@ -31,6 +31,12 @@ class Parser {
     return false;
   }
 
+  // Valid JSON beyond one of the reader's limits (kMaxDepth, kMaxMembers): said as such.
+  bool failLimit(const char* message) {
+    if (error_ != nullptr && !failed_) error_->limit = true;
+    return failBool(message);
+  }
+
   void skipWhitespace() {
     while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
                                    text_[pos_] == '\n' || text_[pos_] == '\r')) {
@@ -53,7 +59,7 @@ class Parser {
   }
 
   bool parseValue(Value& out, size_t depth) {
-    if (depth >= kMaxDepth) return failBool("nesting too deep");
+    if (depth >= kMaxDepth) return failLimit("nesting deeper than 32 levels");
     if (pos_ >= text_.size()) return failBool("unexpected end of input, expected a value");
     char c = text_[pos_];
     switch (c) {
@@ -90,7 +96,8 @@ class Parser {
       if (pos_ >= text_.size() || text_[pos_] != '"') return failBool("expected a string key");
       Member member;
       if (!parseString(member.key)) return false;
-      if (out.members.size() >= kMaxMembers) return failBool("too many members in one object");
+      if (out.members.size() >= kMaxMembers)
+        return failLimit("more than 1024 members in one object");
       if (out.find(member.key) != nullptr) return failBool("duplicate key");
       skipWhitespace();
       if (!consume(':')) return failBool("expected ':' after key");

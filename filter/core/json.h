@@ -48,9 +48,10 @@ struct Member {
 struct ParseError {
   size_t offset = 0;
   std::string message;
+  bool limit = false;  // the text may be valid JSON, but it is beyond one of the limits below
 };
 
-inline constexpr size_t kMaxDepth = 32;
+inline constexpr size_t kMaxDepth = 32;  // the messages in json.cc name both limits
 // Bounds the duplicate-key check (quadratic) so a hostile document cannot stall a worker.
 inline constexpr size_t kMaxMembers = 1024;
 

@@ -75,7 +75,8 @@ TEST(Json, RejectsDuplicateKeysAndDeepNesting) {
   std::string deep(kMaxDepth + 1, '[');
   deep += std::string(kMaxDepth + 1, ']');
   EXPECT_FALSE(parse(deep, &error));
-  EXPECT_EQ(error.message, "nesting too deep");
+  EXPECT_EQ(error.message, "nesting deeper than 32 levels");
+  EXPECT_TRUE(error.limit);
   std::string ok_depth(kMaxDepth, '[');
   ok_depth += std::string(kMaxDepth, ']');
   EXPECT_TRUE(parse(ok_depth, &error));
