@@ -9,39 +9,15 @@
 
 #include "host/src/import_table.h"
 #include "tcpsteer/host/vm.h"
+#include "tests/host/test_modules.h"
 
 namespace tcpsteer::host {
 namespace {
 
-std::string moduleBytes(const std::string& name) {
-  std::ifstream file(std::string(TCPSTEER_TEST_MODULES) + "/" + name + ".wasm", std::ios::binary);
-  EXPECT_TRUE(file) << name;
-  std::stringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
-}
-
-std::span<const uint8_t> span(const std::string& bytes) {
-  return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
-}
-
-std::unique_ptr<Vm> startedVm(const std::string& name, const VmOptions& options = {}) {
-  std::string bytes = moduleBytes(name);
-  LoadReport report;
-  auto vm = Vm::load(span(bytes), options, &report);
-  EXPECT_TRUE(vm) << name << ": " << (report.problems.empty() ? "" : report.problems[0]);
-  if (!vm) return nullptr;
-  EXPECT_TRUE(vm->start());
-  EXPECT_EQ(vm->startPlugin({"test", "", "test", ""}), Vm::PluginStatus::kOk);
-  return vm;
-}
-
-bool contains(const std::vector<std::string>& lines, const std::string& fragment) {
-  for (const auto& line : lines) {
-    if (line.find(fragment) != std::string::npos) return true;
-  }
-  return false;
-}
+using test_modules::contains;
+using test_modules::moduleBytes;
+using test_modules::span;
+using test_modules::startedVm;
 
 // The host's import table is exactly Envoy's list (tests/fixtures/envoy-host-imports.txt, copied
 // from the shared reference): same names, same signatures, WASI under both module names. Tier 3

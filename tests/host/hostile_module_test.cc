@@ -4,53 +4,22 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "host/src/limits.h"
 #include "tcpsteer/host/vm.h"
+#include "tests/host/test_modules.h"
 
 namespace tcpsteer::host {
 namespace {
 
-std::string moduleBytes(const std::string& name) {
-  std::ifstream file(std::string(TCPSTEER_TEST_MODULES) + "/" + name + ".wasm", std::ios::binary);
-  EXPECT_TRUE(file) << name;
-  std::stringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
-}
-
-std::span<const uint8_t> span(const std::string& bytes) {
-  return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
-}
-
-bool contains(const std::vector<std::string>& lines, const std::string& fragment) {
-  for (const auto& line : lines) {
-    if (line.find(fragment) != std::string::npos) return true;
-  }
-  return false;
-}
-
-std::string joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& line : lines) out += line + "\n";
-  return out;
-}
+using test_modules::contains;
+using test_modules::joined;
+using test_modules::moduleBytes;
+using test_modules::span;
+using test_modules::startedVm;
 
 const std::string kHeader("\0asm\x01\0\0\0", 8);
-
-std::unique_ptr<Vm> startedVm(const std::string& name, const VmOptions& options = {}) {
-  std::string bytes = moduleBytes(name);
-  LoadReport report;
-  auto vm = Vm::load(span(bytes), options, &report);
-  EXPECT_TRUE(vm) << name << ": " << joined(report.problems);
-  if (!vm) return nullptr;
-  EXPECT_TRUE(vm->start());
-  EXPECT_EQ(vm->startPlugin({"test", "", "test", ""}), Vm::PluginStatus::kOk);
-  return vm;
-}
 
 // #1: a start function that never returns is stopped by the budget during instantiation.
 TEST(HostileModule, StartFunctionLoopingForeverIsStoppedByTheBudget) {
