@@ -56,7 +56,12 @@ start_proxy() {  # start_proxy CONFIG LOG [PROXY-OPTIONS...]
   "$proxy" -c "$1" --concurrency "${CONCURRENCY:-2}" "${@:3}" >"$2" 2>&1 &
   proxy_pid=$!
   pids+=("$proxy_pid")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$(port 2)/ready" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  # Ready means this proxy answers: another process on the admin port would answer too.
+  for _ in $(seq 100); do
+    kill -0 "$proxy_pid" 2>/dev/null || break
+    curl -sf "http://127.0.0.1:$(port 2)/ready" >/dev/null 2>&1 && kill -0 "$proxy_pid" 2>/dev/null && return 0
+    sleep 0.05
+  done
   echo "proxy did not start:"; cat "$2"; return 1
 }
 stop_proxy() { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }

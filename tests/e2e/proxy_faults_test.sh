@@ -58,7 +58,8 @@ start_proxy() {  # start_proxy CONFIG LOG [PREFIX COMMAND...]: the proxy, ready
   "${@:3}" "$proxy" -c "$1" --concurrency 2 >"$2" 2>&1 &
   proxy_pid=$!
   pids+=("$proxy_pid")
-  wait_until 5 curl -sf "http://127.0.0.1:$(port 2)/ready" -o /dev/null && return 0
+  # Ready means this proxy answers: another process on the admin port would answer too.
+  wait_until 5 curl -sf "http://127.0.0.1:$(port 2)/ready" -o /dev/null && kill -0 "$proxy_pid" 2>/dev/null && return 0
   echo "proxy did not start:"; cat "$2"; return 1
 }
 stop_proxy() { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
