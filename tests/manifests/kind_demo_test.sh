@@ -130,6 +130,45 @@ while IFS='|' read -r name flags verify; do
 done <<<"$modes"
 [ "$(wc -l <<<"$modes")" -eq 4 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
 
+# --- the OCI path with stand-in tools --------------------------------------------------------------------
+# docker, kind, kubectl, istioctl and make replaced by scripts that log their arguments and answer what
+# the script reads back: the digest is taken from a single manifest and an index is refused (#13, 2);
+# a stopped registry is started, not re-created (8).
+mkdir -p "$work/fake"
+for tool in docker kind kubectl istioctl make; do
+  cat >"$work/fake/$tool" <<FAKE
+#!/usr/bin/env bash
+echo "$tool \$*" >>"$work/fake/calls.log"
+case "$tool \$*" in
+  "docker version"*) echo 28.0.0 ;;
+  "docker ps -aq"*) echo "\${FAKE_REGISTRY_ID:-}" ;;
+  "docker inspect"*) echo 172.18.0.5 ;;
+  "docker manifest inspect"*) echo "\$FAKE_MANIFEST" ;;
+  "kind version"*) echo "kind v0.27.0 go1.23.4 linux/amd64" ;;
+  "kind get clusters"*) echo tcpsteer ;;
+  "kubectl version"*) echo "Client Version: v1.32.2" ;;
+  "kubectl -n tcpsteer get pods"*) echo '{"items": []}' ;;
+  "istioctl version"*) echo "client version: 1.26.2" ;;
+esac
+exit 0
+FAKE
+  chmod +x "$work/fake/$tool"
+done
+digest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+FAKE_MANIFEST="{\"Descriptor\": {\"digest\": \"sha256:$digest\"}}" FAKE_REGISTRY_ID=3f2a KIND_DEMO_WORK=$work/oci-real \
+  PATH="$work/fake:$PATH" bash "$script" up --plugin wasmplugin-oci >"$work/oci-real.txt" 2>&1
+grep -q "sha256: \"$digest\"" "$work/oci-real/50-wasmplugin-oci.yaml" &&
+  grep -q "url: oci://172.18.0.5:5000/tcpsteer/plugin:0.1.0" "$work/oci-real/50-wasmplugin-oci.yaml"
+check oci-digest-from-single-manifest $?
+grep -q "^docker start kind-registry$" "$work/fake/calls.log" && ! grep -q "^docker run -d" "$work/fake/calls.log"
+check stopped-registry-started-not-recreated $?
+: >"$work/fake/calls.log"
+FAKE_MANIFEST='[{"Descriptor": {"digest": "sha256:aa", "platform": {"architecture": "amd64"}}}, {"Descriptor": {"digest": "sha256:bb"}}]' \
+  KIND_DEMO_WORK=$work/oci-index PATH="$work/fake:$PATH" bash "$script" up --plugin wasmplugin-oci >"$work/oci-index.txt" 2>&1
+[ $? -eq 1 ] && grep -q "the pushed plugin image is not a single manifest (got 'index: 2 manifests'): build it with --provenance=false --sbom=false" "$work/oci-index.txt" &&
+  grep -q "^docker run -d --restart=always -p 127.0.0.1:5001:5000 --name kind-registry registry:2$" "$work/fake/calls.log"
+check oci-image-index-refused $?
+
 # --- usage errors -----------------------------------------------------------------------------------
 bash "$script" launch >"$work/e1.txt" 2>&1
 [ $? -eq 2 ] && grep -q "unknown command 'launch' (expected up, verify or down)" "$work/e1.txt"
