@@ -160,6 +160,15 @@ stop_proxy
 # 17. A burst of 2,000 connections leaves no per-connection memory behind.
 config "$work/a.yaml"
 start_proxy "$work/a.yaml" "$work/m.log"
+# Idle connections cost no CPU: 20 established connections held for 2 s (the relay's waiters once
+# woke each other forever).
+cpu() { awk '{print $14 + $15}' "/proc/$proxy_pid/stat"; }  # utime + stime, clock ticks
+cpu_before=$(cpu)
+python3 "$clients" hold "$(port 1)" 20 2 >/dev/null
+cpu_used=$(($(cpu) - cpu_before))
+echo "     20 idle connections for 2 s: $cpu_used clock ticks of proxy CPU"
+[ "$cpu_used" -lt 50 ]; check idle-connections-cost-no-cpu $?
+wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
 ok=$(python3 "$clients" burst "$(port 1)" 2000)
 wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0

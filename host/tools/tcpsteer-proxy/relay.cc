@@ -15,7 +15,6 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
 asio::awaitable<void> Signal::wait() {
-  timer_.expires_at(asio::steady_timer::time_point::max());
   co_await timer_.async_wait(kNoThrow);
 }
 

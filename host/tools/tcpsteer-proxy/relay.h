@@ -27,9 +27,13 @@ using tcp = asio::ip::tcp;
 inline constexpr size_t kRelayHighWatermark = size_t{1} << 20;
 
 // A wake-up for coroutines on one io_context: waiters re-check their condition after each wake.
+// The timer never expires; notify() cancels every pending wait. (Setting the expiry in wait() would
+// itself cancel the other waiters, and two waiters would wake each other forever.)
 class Signal {
  public:
-  explicit Signal(const asio::any_io_executor& executor) : timer_(executor) {}
+  explicit Signal(const asio::any_io_executor& executor) : timer_(executor) {
+    timer_.expires_at(asio::steady_timer::time_point::max());
+  }
   asio::awaitable<void> wait();
   void notify() { timer_.cancel(); }
 
