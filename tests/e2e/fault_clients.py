@@ -72,10 +72,16 @@ def reset(port, mib):
     s.setblocking(False)
     sent, block = 0, b"x" * 65536
     deadline = time.time() + 5
+    blocked_since = None
     while sent < mib << 20 and time.time() < deadline:
         try:
             sent += s.send(block)
+            blocked_since = None
         except BlockingIOError:
+            # Every buffer on the way is full: the upstream is not reading. Reset now.
+            blocked_since = blocked_since or time.time()
+            if time.time() - blocked_since > 0.3:
+                break
             time.sleep(0.01)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()  # RST

@@ -13,6 +13,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 base=$((24000 + (RANDOM % 300) * 20))
 port() { echo $((base + $1)); }
 stat_of() { curl -s "http://127.0.0.1:$(port 2)/stats/prometheus" | awk -v n="$1" '$1 == n {print $2}'; }
+# is STAT VALUE / echoes SOURCE NAME: for wait_until, which re-runs its command (a "$(...)" in its
+# arguments would be expanded once, before the first try).
+is() { test "$(stat_of "$1")" = "$2"; }
+echoes() { test "$(echo_from "$1")" = "$2"; }
 wait_until() {  # wait_until SECONDS COMMAND...: poll every 0.1 s
   local tries=$(($1 * 10)); shift
   for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
@@ -109,7 +113,7 @@ config "$work/p.yaml" "$modules/pause_until_two_bytes.wasm"
 start_proxy "$work/p.yaml" "$work/p.log"
 out=$(python3 "$clients" halfclose "$(port 1)")
 [ "$out" = "b'egress1\\na'" ]; check half-close-during-pause-passed-on $?
-wait_until 2 test "$(stat_of eos_seen)" = 1 && sleep 0.3 && [ "$(stat_of eos_seen)" = 1 ]
+wait_until 2 is eos_seen 1 && sleep 0.3 && [ "$(stat_of eos_seen)" = 1 ]
 check half-close-delivered-once $?
 out=$(python3 "$clients" pause "$(port 1)")
 [ "$out" = "b'egress1\\nab'" ]; check paused-bytes-released-on-continue $?
@@ -134,7 +138,7 @@ start_proxy "$work/a.yaml" "$work/f.log" prlimit --nofile=64:64
 held=$(python3 "$clients" hold "$(port 1)" 200 2)
 [ "$held" -gt 60 ] && [ "$(stat_of envoy_tcpsteer_proxy_downstream_cx_overflow)" -ge 1 ]
 check fd-exhaustion-counted $?
-wait_until 5 test "$(echo_from 127.0.0.10)" = egress1; check accepts-after-fd-exhaustion $?
+wait_until 5 echoes 127.0.0.10 egress1; check accepts-after-fd-exhaustion $?
 grep -q "accept failed (Too many open files) [0-9]* time(s); retrying" "$work/f.log"; check fd-exhaustion-logged $?
 lines=$(grep -c 'accept failed' "$work/f.log")
 deferred=$(stat_of envoy_tcpsteer_proxy_downstream_cx_overflow)
@@ -146,7 +150,11 @@ stop_proxy
 config "$work/i.yaml" "$module" 1s
 start_proxy "$work/i.yaml" "$work/i.log"
 python3 "$clients" reset "$(port 1)" 8 >/dev/null  # from .11 -> the second target, silent
-wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0; check reset-connection-released $?
+released_at=$(date +%s.%N)
+wait_until 5 is envoy_tcpsteer_proxy_downstream_cx_active 0; code=$?
+echo "     reset while the upstream does not read: released $(awk -v s="$released_at" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}') s after the client's reset"
+check reset-connection-released $code
+[ $code -eq 0 ] || { echo "     active: $(stat_of envoy_tcpsteer_proxy_downstream_cx_active)"; grep -F '[access]' "$work/i.log" | tail -3; }
 [ "$(stat_of envoy_tcpsteer_proxy_idle_timeout)" -ge 1 ] || grep -q "reset" "$work/i.log"; check reset-or-idle-noticed $?
 
 # 16. The admin endpoint closes a client that never finishes its request, and keeps serving.
@@ -168,10 +176,10 @@ python3 "$clients" hold "$(port 1)" 20 2 >/dev/null
 cpu_used=$(($(cpu) - cpu_before))
 echo "     20 idle connections for 2 s: $cpu_used clock ticks of proxy CPU"
 [ "$cpu_used" -lt 50 ]; check idle-connections-cost-no-cpu $?
-wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0
+wait_until 5 is envoy_tcpsteer_proxy_downstream_cx_active 0
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
 ok=$(python3 "$clients" burst "$(port 1)" 2000)
-wait_until 5 test "$(stat_of envoy_tcpsteer_proxy_downstream_cx_active)" = 0
+wait_until 5 is envoy_tcpsteer_proxy_downstream_cx_active 0
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
 echo "     2,000-connection burst: $ok intact; proxy RSS $((rss_before / 1024)) -> $((rss_after / 1024)) MiB"
 # The memory bound holds in the plain build; sanitizers multiply RSS (TCPSTEER_SANITIZED=1).
