@@ -17,30 +17,80 @@ int hexValue(char c) {
   return -1;
 }
 
-// Strict dotted quad: four decimal parts 0..255, no leading zeros (they would read as octal
-// elsewhere). Returns the position after the quad, or nullptr.
-const char* parseQuad(const char* p, const char* end, std::array<uint8_t, 4>& out) {
-  for (size_t part = 0; part < 4; ++part) {
-    const char* start = p;
-    unsigned value = 0;
-    while (p != end && isDigit(*p) && p - start < 3)
-      value = value * 10 + static_cast<unsigned>(*p++ - '0');
-    if (p == start || value > 255 || (p - start > 1 && *start == '0')) return nullptr;
-    out[part] = static_cast<uint8_t>(value);
-    if (part < 3) {
-      if (p == end || *p != '.') return nullptr;
-      ++p;
+// The common "a.b.c.d" / "a.b.c.d:port" with the same rules as the general path, in one pass over
+// a NUL-terminated copy: the NUL stops every digit run, so no step checks for the end. False means
+// "not this form" (the general path then decides). It keeps the per-connection cost low in an
+// interpreted module, where each byte costs every instruction spent on it.
+// One decimal octet at p (1-3 digits, no leading zero, <= 255); advances p past it.
+[[gnu::always_inline]] inline bool readOctet(const unsigned char*& p, unsigned& out) {
+  unsigned value = p[0] - unsigned{'0'};
+  if (value > 9) return false;
+  unsigned digit = p[1] - unsigned{'0'};
+  if (digit > 9) {
+    p += 1;
+  } else {
+    if (value == 0) return false;  // a leading zero would read as octal elsewhere
+    value = value * 10 + digit;
+    digit = p[2] - unsigned{'0'};
+    if (digit > 9) {
+      p += 2;
+    } else {
+      value = value * 10 + digit;
+      if (value > 255) return false;
+      p += 3;
     }
   }
-  return p;
+  out = value;
+  return true;
 }
 
+[[gnu::always_inline]] inline bool readDot(const unsigned char*& p) {
+  if (*p != '.') return false;
+  ++p;
+  return true;
+}
+
+bool parseIpv4Fast(std::string_view text, SocketAddress* out, size_t* ip_size) {
+  unsigned char copy[kMaxAddressText + 1];
+  __builtin_memcpy(copy, text.data(), text.size());  // callers checked size <= kMaxAddressText
+  copy[text.size()] = 0;
+  const unsigned char* p = copy;
+  unsigned a = 0;
+  unsigned b = 0;
+  unsigned c = 0;
+  unsigned d = 0;
+  // Unrolled by hand: -Oz keeps loops, and a loop counter costs as much as the work here.
+  if (!readOctet(p, a) || !readDot(p) || !readOctet(p, b) || !readDot(p) || !readOctet(p, c) ||
+      !readDot(p) || !readOctet(p, d)) {
+    return false;
+  }
+  out->ip.bytes[0] = static_cast<uint8_t>(a);
+  out->ip.bytes[1] = static_cast<uint8_t>(b);
+  out->ip.bytes[2] = static_cast<uint8_t>(c);
+  out->ip.bytes[3] = static_cast<uint8_t>(d);
+  out->ip.family = IpFamily::kV4;
+  *ip_size = static_cast<size_t>(p - copy);
+  const unsigned char* end = copy + text.size();
+  if (p == end) return true;
+  if (*p != ':') return false;
+  const unsigned char* digits = ++p;
+  unsigned port = 0;
+  for (unsigned digit = *p - unsigned{'0'}; digit <= 9; digit = *++p - unsigned{'0'})
+    port = port * 10 + digit;
+  if (p != end || p == digits || p - digits > 5 || port > 65535) return false;
+  out->port = static_cast<uint16_t>(port);
+  return true;
+}
+
+// Strict dotted quad alone (no port), through the same one-pass reader.
 std::optional<std::array<uint8_t, 4>> parseDottedQuad(std::string_view text) {
-  std::array<uint8_t, 4> out{};
-  const char* begin = std::to_address(text.begin());
-  const char* end = std::to_address(text.end());
-  if (parseQuad(begin, end, out) != end) return std::nullopt;
-  return out;
+  SocketAddress address;
+  size_t ip_size = 0;
+  if (text.size() > kMaxAddressText || !parseIpv4Fast(text, &address, &ip_size) || address.port) {
+    return std::nullopt;
+  }
+  return std::array<uint8_t, 4>{address.ip.bytes[0], address.ip.bytes[1], address.ip.bytes[2],
+                                address.ip.bytes[3]};
 }
 
 bool isV4Mapped(const std::array<uint8_t, 16>& b) {
@@ -130,28 +180,6 @@ std::optional<std::string_view> stripZone(std::string_view text) {
   return text.substr(0, percent);
 }
 
-// One pass over the common "a.b.c.d" / "a.b.c.d:port" with the same rules as the general path;
-// false means "not this form" (the general path then decides). It keeps the per-connection cost low
-// in the interpreted module, where every string search is a loop.
-bool parseIpv4Fast(std::string_view text, SocketAddress* out) {
-  const char* end = std::to_address(text.end());
-  std::array<uint8_t, 4> quad{};
-  const char* p = parseQuad(std::to_address(text.begin()), end, quad);
-  if (p == nullptr) return false;
-  std::copy(quad.begin(), quad.end(), out->ip.bytes.begin());
-  out->ip.family = IpFamily::kV4;
-  if (p == end) return true;
-  if (*p != ':' || end - p < 2 || end - p > 6) return false;
-  unsigned port = 0;
-  for (++p; p != end; ++p) {
-    if (!isDigit(*p)) return false;
-    port = port * 10 + static_cast<unsigned>(*p - '0');
-  }
-  if (port > 65535) return false;
-  out->port = static_cast<uint16_t>(port);
-  return true;
-}
-
 }  // namespace
 
 std::optional<uint16_t> parsePort(std::string_view text) {
@@ -185,11 +213,13 @@ std::optional<IpAddress> parseIp(std::string_view text) {
   return address;
 }
 
-std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
-  if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
+// Out of line: the memo's general path calls it too, and one copy keeps the module small.
+namespace {
+
+// Every form but the plain dotted quad (which parseIpv4Fast has refused); text is 1 to
+// kMaxAddressText bytes.
+std::optional<SocketAddress> parseSocketAddressGeneral(std::string_view text) {
   SocketAddress result;
-  if (parseIpv4Fast(text, &result)) return result;
-  result = SocketAddress();
   std::string_view host = text;
   if (text.front() == '[') {
     size_t close = text.find(']');
@@ -221,6 +251,67 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
   if (!ip) return std::nullopt;
   result.ip = *ip;
   return result;
+}
+
+}  // namespace
+
+std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
+  if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
+  SocketAddress result;
+  size_t ip_size = 0;
+  if (parseIpv4Fast(text, &result, &ip_size)) return result;
+  return parseSocketAddressGeneral(text);
+}
+
+namespace {
+
+// The ":port" after an address: 1-5 digits, at most 65535, nothing after. Reads [p, end) only.
+bool readPortSuffix(const char* p, const char* end, uint16_t* port) {
+  if (p == end || *p != ':' || end - p < 2 || end - p > 6) return false;
+  unsigned value = 0;
+  for (++p; p != end; ++p) {
+    unsigned digit = static_cast<unsigned char>(*p) - unsigned{'0'};
+    if (digit > 9) return false;
+    value = value * 10 + digit;
+  }
+  if (value > 65535) return false;
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
+
+}  // namespace
+
+std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
+  if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6) {
+    alignas(8) unsigned char head[16] = {};
+    __builtin_memcpy(head, text.data(), size_);
+    uint64_t a[2];
+    uint64_t b[2];
+    __builtin_memcpy(a, head, sizeof(a));
+    __builtin_memcpy(b, text_, sizeof(b));
+    if (((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0) {
+      SocketAddress address;
+      address.ip = ip_;
+      if (text.size() == size_) return address;
+      uint16_t port = 0;
+      const char* begin = std::to_address(text.begin());
+      if (readPortSuffix(begin + size_, begin + text.size(), &port)) {
+        address.port = port;
+        return address;
+      }
+      // Same address, a port that is not plain digits: the general parser decides.
+    }
+  }
+  SocketAddress fast;
+  size_t ip_size = 0;
+  if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
+  if (!parseIpv4Fast(text, &fast, &ip_size)) return parseSocketAddressGeneral(text);
+  // The plain dotted quad the memo can compare: remember its address part.
+  __builtin_memset(text_, 0, sizeof(text_));
+  __builtin_memcpy(text_, text.data(), ip_size);
+  size_ = ip_size;
+  ip_ = fast.ip;
+  return fast;
 }
 
 bool IpPrefix::contains(const IpAddress& address) const {

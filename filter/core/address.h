@@ -42,6 +42,22 @@ std::optional<IpAddress> parseIp(std::string_view text);
 // without a port ("a.b.c.d", "v6", "[v6]"). An IPv6 zone ("%eth0") is accepted and ignored.
 std::optional<SocketAddress> parseSocketAddress(std::string_view text);
 
+// parseSocketAddress with a memory of the last IPv4 address it read, so a repeat costs a comparison
+// instead of a parse: a sidecar sees its own pod IP as the source of every connection, and mostly a
+// few destinations. Only the "a.b.c.d[:port]" form is remembered; the port is always read afresh.
+// Gives exactly parseSocketAddress's answers (tests/fuzz/fuzz_address.cc checks it).
+class AddressMemo {
+ public:
+  std::optional<SocketAddress> parse(std::string_view text);
+
+ private:
+  // The remembered address text ("255.255.255.255" at most), zero-padded: compared as two 64-bit
+  // words.
+  alignas(8) unsigned char text_[16] = {};
+  size_t size_ = 0;  // 0 = nothing remembered
+  IpAddress ip_;
+};
+
 struct IpPrefix {
   IpAddress base;  // host bits are zero
   uint8_t length = 0;

@@ -8,7 +8,6 @@
 namespace tcpsteer {
 namespace {
 
-constexpr size_t kMaxTemplateLength = 255;
 constexpr size_t kMaxNameLength = 32;
 constexpr std::string_view kPortPlaceholder = "{port}";
 
@@ -67,7 +66,7 @@ bool isValidName(std::string_view name) {
 // Envoy cluster names are free-form, but a template with spaces, braces other than "{port}" or
 // control characters is certainly a mistake.
 std::optional<ClusterTemplate> compileTemplate(std::string_view text, std::string* problem) {
-  if (text.empty() || text.size() > kMaxTemplateLength) {
+  if (text.empty() || text.size() > kMaxClusterTemplate) {
     *problem = "cluster template must be 1 to 255 characters";
     return std::nullopt;
   }
@@ -118,6 +117,10 @@ class ConfigReader {
     Config config;
     ConfigResult result;
     if (readDocument(root, config)) {
+      config.needs_destination_port =
+          !config.match_ports.empty() ||
+          std::any_of(config.targets.begin(), config.targets.end(),
+                      [](const Target& t) { return t.cluster.has_port; });
       result.config = std::move(config);
     } else {
       result.error = std::move(error_);
@@ -410,15 +413,18 @@ ConfigResult::~ConfigResult() = default;
 ConfigResult::ConfigResult(ConfigResult&&) noexcept = default;
 ConfigResult& ConfigResult::operator=(ConfigResult&&) noexcept = default;
 
-std::string ClusterTemplate::render(uint16_t port) const {
-  std::string out;
-  out.reserve(prefix.size() + suffix.size() + 5);
-  out += prefix;
+void ClusterTemplate::renderInto(uint16_t port, ClusterName& out) const {
+  out.append(prefix);
   if (has_port) {
-    appendDecimal(out, port);
-    out += suffix;
+    out.appendDecimal(port);
+    out.append(suffix);
   }
-  return out;
+}
+
+std::string ClusterTemplate::render(uint16_t port) const {
+  ClusterName name;
+  renderInto(port, name);
+  return std::string(name.view());
 }
 
 std::string ClusterTemplate::text() const {
@@ -440,11 +446,6 @@ uint16_t Config::mapPort(uint16_t destination_port) const {
 bool Config::matchesPort(uint16_t destination_port) const {
   return match_ports.empty() ||
          std::binary_search(match_ports.begin(), match_ports.end(), destination_port);
-}
-
-bool Config::needsDestinationPort() const {
-  return !match_ports.empty() || std::any_of(targets.begin(), targets.end(),
-                                             [](const Target& t) { return t.cluster.has_port; });
 }
 
 std::string ConfigError::message() const {

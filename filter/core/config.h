@@ -8,15 +8,22 @@
 #include <vector>
 
 #include "filter/core/address.h"
+#include "filter/core/text.h"
 
 namespace tcpsteer {
 
-// A cluster-name template, split once at its "{port}" placeholder so rendering is two appends.
+// Longest template, and longest rendered name ("{port}" becomes at most five digits).
+inline constexpr size_t kMaxClusterTemplate = 255;
+inline constexpr size_t kMaxClusterName = kMaxClusterTemplate;
+using ClusterName = FixedText<kMaxClusterName>;
+
+// A cluster-name template, split once at its "{port}" placeholder so rendering is two copies.
 struct ClusterTemplate {
   std::string prefix;
   std::string suffix;
   bool has_port = false;
 
+  void renderInto(uint16_t port, ClusterName& out) const;
   std::string render(uint16_t port) const;
   std::string text() const;  // the template as written
 };
@@ -73,9 +80,13 @@ struct Config {
   OnUnroutable on_unroutable = OnUnroutable::kPassthrough;
   LogLevel log_level = LogLevel::kInfo;  // level of the per-connection decision lines
 
+  // Derived by parseConfig: match_ports is set or a target's cluster has "{port}". Kept rather than
+  // computed, as every connection asks.
+  bool needs_destination_port = false;
+
   uint16_t mapPort(uint16_t destination_port) const;
   bool matchesPort(uint16_t destination_port) const;
-  bool needsDestinationPort() const;
+  bool needsDestinationPort() const { return needs_destination_port; }
 };
 
 struct ConfigError {

@@ -4,26 +4,34 @@
 
 namespace tcpsteer {
 
-Decision decide(const Config& config, std::string_view source_address,
-                std::string_view destination_address) {
+namespace {
+
+// The decision with the address reader as a parameter: the memos in the plugin, the plain parser
+// in decide (a memo kept for one call is only overhead).
+template <typename ParseSource, typename ParseDestination>
+Decision decideWith(const Config& config, std::string_view source_address,
+                    std::string_view destination_address, ParseSource parse_source,
+                    ParseDestination parse_destination) {
   Decision decision;
   if (config.targets.empty()) {
     decision.reason = "no targets configured";
     return decision;
   }
-  auto source = parseSocketAddress(source_address);
+  auto source = parse_source(source_address);
   if (!source) {
     decision.reason =
         source_address.empty() ? "source address is empty" : "source address is malformed";
     return decision;
   }
+  decision.source_valid = true;
   uint16_t destination_port = 0;
   if (config.needsDestinationPort()) {
-    auto destination = parseSocketAddress(destination_address);
+    auto destination = parse_destination(destination_address);
     if (!destination || !destination->port) {
       decision.reason = "destination address has no usable port";
       return decision;
     }
+    decision.destination_valid = true;
     destination_port = *destination->port;
     if (!config.matchesPort(destination_port)) {
       decision.verdict = Verdict::kSkip;
@@ -41,8 +49,26 @@ Decision decide(const Config& config, std::string_view source_address,
       break;
     }
   }
-  decision.cluster =
-      config.targets[decision.target].cluster.render(config.mapPort(destination_port));
+  decision.port = config.mapPort(destination_port);
+  return decision;
+}
+
+}  // namespace
+
+Decision decideTarget(const Config& config, std::string_view source_address,
+                      std::string_view destination_address, AddressMemos& memos) {
+  return decideWith(
+      config, source_address, destination_address,
+      [&memos](std::string_view text) { return memos.source.parse(text); },
+      [&memos](std::string_view text) { return memos.destination.parse(text); });
+}
+
+Decision decide(const Config& config, std::string_view source_address,
+                std::string_view destination_address) {
+  Decision decision = decideWith(config, source_address, destination_address, parseSocketAddress,
+                                 parseSocketAddress);
+  if (decision.verdict == Verdict::kRoute)
+    config.targets[decision.target].cluster.renderInto(decision.port, decision.cluster);
   return decision;
 }
 

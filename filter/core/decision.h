@@ -18,15 +18,32 @@ enum class Verdict : uint8_t {
 struct Decision {
   Verdict verdict = Verdict::kUnroutable;
   size_t target = 0;        // index into Config::targets (kRoute)
-  std::string cluster;      // rendered cluster name (kRoute)
+  uint16_t port = 0;        // destination port after port_map, for "{port}" (kRoute)
+  ClusterName cluster;      // rendered cluster name (kRoute; decide only), in place: no heap
   uint8_t last_octet = 0;   // of the source address (kRoute)
   int rule = -1;            // index of the matching rule, -1 = last octet modulo N (kRoute)
   std::string_view reason;  // static text for kSkip / kUnroutable
+  // The address parsed as a valid socket address, so it is printable as it is (log lines copy it
+  // instead of checking each byte).
+  bool source_valid = false;
+  bool destination_valid = false;
 };
 
 // Pure and deterministic; never fails on any input.
 Decision decide(const Config& config, std::string_view source_address,
                 std::string_view destination_address);
+
+// The addresses of the previous connection, kept by a caller that decides for many (the plugin).
+struct AddressMemos {
+  AddressMemo source;
+  AddressMemo destination;
+};
+
+// decide without rendering the cluster name (Decision::cluster stays empty), reading the addresses
+// through memos: for a caller that keeps names rendered per (target, port), as the plugin does.
+// Same decisions as decide.
+Decision decideTarget(const Config& config, std::string_view source_address,
+                      std::string_view destination_address, AddressMemos& memos);
 
 const char* verdictName(Verdict verdict);
 

@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "filter/core/config.h"
+#include "filter/core/text.h"
+
 namespace tcpsteer {
 
 inline constexpr std::string_view kSetEnvoyFilterState = "set_envoy_filter_state";
@@ -19,9 +22,16 @@ enum class LifeSpan : uint8_t {
   kDownstreamConnection = 2
 };
 
+// The encoded arguments for one cluster name: path, value (a name of at most kMaxClusterName bytes
+// takes a two-byte length) and a span field, in place.
+using FilterStateArguments = FixedText<kTcpProxyClusterKey.size() + kMaxClusterName + 8>;
+
 // proto3 omits span when it is FilterChain (0), exactly as protoc --encode does.
 std::string encodeSetEnvoyFilterStateArguments(std::string_view path, std::string_view value,
                                                LifeSpan span = LifeSpan::kFilterChain);
+
+// The per-connection form: envoy.tcp_proxy.cluster = cluster, span FilterChain, no heap.
+void encodeTcpProxyCluster(std::string_view cluster, FilterStateArguments& out);
 
 void appendVarint(std::string& out, uint64_t value);
 

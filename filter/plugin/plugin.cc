@@ -36,10 +36,15 @@ void appendPrintable(std::string& out, std::string_view text) {
   if (text.size() > kMaxLoggedAddress) out += "...";
 }
 
-void warn(std::string_view message) {
-  std::string line(kLogPrefix);
-  line += message;
-  proxy_wasm::log(HostLogLevel::kWarn, line);
+// Per-connection text lives in these fixed buffers, never on the heap. The longest decision line
+// is about 560 bytes (two cut addresses, a 32-byte target name, a 255-byte cluster name).
+using LogLine = FixedText<640>;
+
+void warn(std::initializer_list<std::string_view> parts) {
+  LogLine line;
+  line += kLogPrefix;
+  for (std::string_view part : parts) line += part;
+  proxy_wasm::log(HostLogLevel::kWarn, line.view());
 }
 
 class TcpSteerRoot : public proxy_wasm::RootContext {
@@ -51,8 +56,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     auto buffer = proxy_wasm::getBufferBytes(proxy_wasm::BufferType::kPluginConfiguration, 0,
                                              configuration_size);
     if (configuration_size > 0 && !buffer.ok()) {
-      warn(concat(
-          {"cannot read the plugin configuration: ", proxy_wasm::resultName(buffer.status)}));
+      warn({"cannot read the plugin configuration: ", proxy_wasm::resultName(buffer.status)});
       return false;
     }
     bytes = buffer.value.view();
@@ -62,6 +66,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
       return false;
     }
     config_ = std::move(*parsed.config);
+    encoded_.assign(config_->targets.size(), EncodedTarget());
     defineMetrics(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {
       std::string line(kLogPrefix);
@@ -74,7 +79,12 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
         if (i > 0) line += ',';
         line += config_->targets[i].name;
         line += '=';
-        line += config_->targets[i].cluster.text();
+        const ClusterTemplate& cluster = config_->targets[i].cluster;
+        line += cluster.prefix;
+        if (cluster.has_port) {
+          line += "{port}";
+          line += cluster.suffix;
+        }
       }
       line += " rules=";
       appendDecimal(line, config_->rules.size());
@@ -84,6 +94,33 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   }
 
   const Config* config() const { return config_ ? &*config_ : nullptr; }
+  AddressMemos& memos() { return memos_; }
+
+  // The set_envoy_filter_state arguments for a target and port; cluster() is the name inside them.
+  struct EncodedTarget {
+    FilterStateArguments arguments;
+    size_t cluster_offset = 0;
+    int32_t port = -1;  // the port they were rendered for; -1 = not yet
+    std::string_view cluster() const { return arguments.view().substr(cluster_offset); }
+  };
+
+  // A sidecar's connections go to few ports, so each target keeps the arguments of the last port
+  // it was rendered for: rendering and encoding happen once per (target, port) change, not per
+  // connection. A template without "{port}" renders once.
+  const EncodedTarget& encodedTarget(const Config& config, size_t target, uint16_t port) {
+    const ClusterTemplate& cluster = config.targets[target].cluster;
+    int32_t key = cluster.has_port ? port : 0;
+    EncodedTarget& encoded = encoded_[target];
+    if (encoded.port != key) {
+      ClusterName name;
+      cluster.renderInto(port, name);
+      encoded.arguments = FilterStateArguments();
+      encodeTcpProxyCluster(name.view(), encoded.arguments);
+      encoded.cluster_offset = encoded.arguments.size() - name.size();
+      encoded.port = key;
+    }
+    return encoded;
+  }
 
   void count(uint32_t metric_id) const {
     if (metric_id != 0) proxy_wasm::incrementMetric(metric_id, 1);
@@ -99,7 +136,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   uint32_t define(const std::string& name) {
     auto id = proxy_wasm::defineMetric(MetricType::kCounter, name);
     if (!id.ok()) {
-      warn(concat({"cannot define metric ", name, ": ", proxy_wasm::resultName(id.status)}));
+      warn({"cannot define metric ", name, ": ", proxy_wasm::resultName(id.status)});
       return 0;
     }
     return id.value;
@@ -117,12 +154,31 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   }
 
   std::optional<Config> config_;
+  std::vector<EncodedTarget> encoded_;  // one per target
+  AddressMemos memos_;                  // the last connection's addresses
   uint32_t routed_[kMaxTargets] = {};  // metric id per target; a fixed array keeps the module small
   uint32_t unroutable_ = 0;
   uint32_t skipped_ = 0;
   uint32_t dry_run_ = 0;
   uint32_t errors_ = 0;
 };
+
+const proxy_wasm::PropertyPath kSourceAddress("source\0address");
+const proxy_wasm::PropertyPath kDestinationAddress("destination\0address");
+
+// An address the core parsed is printable as it is; anything else is checked byte by byte.
+void appendAddress(LogLine& line, std::string_view address, bool valid) {
+  if (valid && address.size() <= kMaxLoggedAddress) {
+    line.append(address);
+    return;
+  }
+  if (address.empty()) {
+    line.append("(empty)");
+    return;
+  }
+  for (char c : address.substr(0, kMaxLoggedAddress)) line.push_back(c > ' ' && c < 0x7f ? c : '?');
+  if (address.size() > kMaxLoggedAddress) line.append("...");
+}
 
 class TcpSteerStream : public proxy_wasm::Context {
  public:
@@ -134,30 +190,38 @@ class TcpSteerStream : public proxy_wasm::Context {
     if (config == nullptr)
       return FilterStatus::kContinue;  // onConfigure failed; Envoy never gets here
 
-    auto source = proxy_wasm::getProperty({"source", "address"});
+    // One host call for the level: every line of this connection is checked against it.
+    host_level_ = proxy_wasm::logLevel();
+    auto source = proxy_wasm::getProperty(kSourceAddress);
     if (!source.ok()) return hostFailure("source.address", source.status);
-    auto destination = proxy_wasm::getProperty({"destination", "address"});
-    if (!destination.ok() && config->needsDestinationPort()) {
+    // The destination is needed for the port, or to be printed; otherwise it is not read.
+    bool needs_port = config->needsDestinationPort();
+    auto destination =
+        needs_port || enabled(HostLogLevel::kWarn) || enabled(toHost(config->log_level))
+            ? proxy_wasm::getProperty(kDestinationAddress)
+            : proxy_wasm::Result<proxy_wasm::WasmData>{};
+    if (!destination.ok() && needs_port) {
       return hostFailure("destination.address", destination.status);
     }
 
-    Decision decision = decide(*config, source.value.view(), destination.value.view());
+    Decision decision =
+        decideTarget(*config, source.value.view(), destination.value.view(), root_->memos());
     switch (decision.verdict) {
       case Verdict::kRoute:
         return route(*config, decision, source.value.view(), destination.value.view());
       case Verdict::kSkip:
         root_->count(root_->skippedMetric());
-        logDecision(toHost(config->log_level), source.value.view(), destination.value.view(),
-                    "not rerouted: ", decision.reason);
+        logDecision(toHost(config->log_level), decision, source.value.view(),
+                    destination.value.view(), "not rerouted: ");
         return FilterStatus::kContinue;
       case Verdict::kUnroutable:
         break;
     }
     root_->count(root_->unroutableMetric());
     bool close = config->on_unroutable == OnUnroutable::kClose;
-    logDecision(HostLogLevel::kWarn, source.value.view(), destination.value.view(),
-                "unroutable: ", decision.reason,
-                close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
+    logDecision(
+        HostLogLevel::kWarn, decision, source.value.view(), destination.value.view(),
+        "unroutable: ", close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
     if (close) {
       proxy_wasm::closeStream(proxy_wasm::StreamType::kDownstream);
       return FilterStatus::kStopIteration;
@@ -166,72 +230,77 @@ class TcpSteerStream : public proxy_wasm::Context {
   }
 
  private:
+  bool enabled(HostLogLevel level) const { return level >= host_level_; }
+
   FilterStatus route(const Config& config, const Decision& decision, std::string_view source,
                      std::string_view destination) {
     root_->count(root_->routedMetric(decision.target));
     bool dry_run = config.mode == Mode::kDryRun;
-    if (proxy_wasm::logEnabled(toHost(config.log_level))) {
-      std::string line = connectionLine(source, destination);
+    const auto& encoded = root_->encodedTarget(config, decision.target, decision.port);
+    HostLogLevel level = toHost(config.log_level);
+    if (enabled(level)) {
+      LogLine line;
+      startLine(line, decision, source, destination);
       line += "last_octet=";
-      appendDecimal(line, decision.last_octet);
+      line.appendDecimal(decision.last_octet);
       line += decision.last_octet % 2 == 0 ? " (even)" : " (odd)";
       if (decision.rule >= 0) {
         line += " rule=rules[";
-        appendDecimal(line, static_cast<uint64_t>(decision.rule));
+        line.appendDecimal(static_cast<uint32_t>(decision.rule));
         line += ']';
       }
       line += " -> target=";
       line += config.targets[decision.target].name;
       line += " cluster=";
-      line += decision.cluster;
+      line += encoded.cluster();
       if (dry_run) line += " (dry-run: not applied)";
-      proxy_wasm::log(toHost(config.log_level), line);
+      proxy_wasm::log(level, line.view());
     }
     if (dry_run) {
       root_->count(root_->dryRunMetric());
       return FilterStatus::kContinue;
     }
-    auto result = proxy_wasm::callForeignFunction(
-        kSetEnvoyFilterState,
-        encodeSetEnvoyFilterStateArguments(kTcpProxyClusterKey, decision.cluster));
+    auto result = proxy_wasm::callForeignFunction(kSetEnvoyFilterState, encoded.arguments.view());
     if (!result.ok()) {
       root_->count(root_->errorsMetric());
-      warn(concat({"set_envoy_filter_state(envoy.tcp_proxy.cluster=", decision.cluster,
-                   ") failed: ", proxy_wasm::resultName(result.status),
-                   "; connection stays on tcp_proxy's cluster"}));
+      warn({"set_envoy_filter_state(envoy.tcp_proxy.cluster=", encoded.cluster(), ") failed: ",
+            proxy_wasm::resultName(result.status), "; connection stays on tcp_proxy's cluster"});
     }
     return FilterStatus::kContinue;
   }
 
   FilterStatus hostFailure(std::string_view property, WasmResult status) {
     root_->count(root_->errorsMetric());
-    warn(concat({"cannot read ", property, ": ", proxy_wasm::resultName(status),
-                 "; connection stays on tcp_proxy's cluster"}));
+    warn({"cannot read ", property, ": ", proxy_wasm::resultName(status),
+          "; connection stays on tcp_proxy's cluster"});
     return FilterStatus::kContinue;
   }
 
-  void logDecision(HostLogLevel level, std::string_view source, std::string_view destination,
-                   std::string_view what, std::string_view reason, std::string_view tail = {}) {
-    if (!proxy_wasm::logEnabled(level)) return;
-    std::string line = connectionLine(source, destination);
+  void logDecision(HostLogLevel level, const Decision& decision, std::string_view source,
+                   std::string_view destination, std::string_view what,
+                   std::string_view tail = {}) {
+    if (!enabled(level)) return;
+    LogLine line;
+    startLine(line, decision, source, destination);
     line += what;
-    line += reason;
+    line += decision.reason;
     line += tail;
-    proxy_wasm::log(level, line);
+    proxy_wasm::log(level, line.view());
   }
 
   // "[TCP WASM] new connection src=... dst=... ": the start of every per-connection line.
-  static std::string connectionLine(std::string_view source, std::string_view destination) {
-    std::string line(kLogPrefix);
+  static void startLine(LogLine& line, const Decision& decision, std::string_view source,
+                        std::string_view destination) {
+    line += kLogPrefix;
     line += "new connection src=";
-    appendPrintable(line, source);
+    appendAddress(line, source, decision.source_valid);
     line += " dst=";
-    appendPrintable(line, destination);
+    appendAddress(line, destination, decision.destination_valid);
     line += ' ';
-    return line;
   }
 
   TcpSteerRoot* root_;
+  HostLogLevel host_level_ = HostLogLevel::kInfo;
 };
 
 // Empty root_id: the fallback, so the filter runs under any root_id (the seed uses

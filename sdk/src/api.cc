@@ -56,13 +56,9 @@ WasmResult toResult(uint32_t status) {
   return static_cast<WasmResult>(status);
 }
 
+// Takes ownership whatever the status, so a host that wrote a buffer and then failed leaks nothing.
 Result<WasmData> ownedResult(uint32_t status, char* data, size_t size) {
-  Result<WasmData> result;
-  result.status = toResult(status);
-  // Take ownership whatever the status, so a host that wrote a buffer and then failed leaks
-  // nothing.
-  result.value = WasmData(data, size);
-  return result;
+  return {toResult(status), WasmData(data, size)};
 }
 
 }  // namespace
@@ -79,19 +75,27 @@ LogLevel logLevel() {
   return static_cast<LogLevel>(level);
 }
 
-Result<WasmData> getProperty(std::initializer_list<std::string_view> path) {
-  size_t total = 0;
-  for (std::string_view segment : path) total += segment.size() + 1;
-  std::string joined(total, '\0');  // NUL-separated segments; the NULs are already there
-  size_t offset = 0;
-  for (std::string_view segment : path) {
-    __builtin_memcpy(joined.data() + offset, segment.data(), segment.size());
-    offset += segment.size() + 1;
-  }
+Result<WasmData> getProperty(PropertyPath path) {
   char* data = nullptr;
   size_t size = 0;
-  uint32_t status = proxy_get_property(joined.data(), joined.size(), &data, &size);
+  uint32_t status = proxy_get_property(path.joined().data(), path.joined().size(), &data, &size);
   return ownedResult(status, data, size);
+}
+
+Result<WasmData> getProperty(std::initializer_list<std::string_view> path) {
+  constexpr size_t kMaxJoined = 256;
+  char joined[kMaxJoined];
+  size_t size = 0;
+  for (std::string_view segment : path) {
+    if (segment.size() >= kMaxJoined - size) return {WasmResult::kBadArgument, {}};
+    __builtin_memcpy(joined + size, segment.data(), segment.size());
+    size += segment.size();
+    joined[size++] = '\0';  // every segment ends in NUL, as in the upstream C++ SDK
+  }
+  char* data = nullptr;
+  size_t value_size = 0;
+  uint32_t status = proxy_get_property(joined, size, &data, &value_size);
+  return ownedResult(status, data, value_size);
 }
 
 WasmResult setProperty(std::string_view key, std::string_view value) {

@@ -52,9 +52,12 @@ class Registry {
     auto it = lowerBound(id);
     if (it != contexts.end() && it->id == id) {
       it->context = std::move(context);  // a host reusing a live id replaces the old context
-    } else {
-      contexts.insert(it, Entry{id, std::move(context)});
+      return;
     }
+    // Append, then move into place: one growth path in the module instead of vector::insert's.
+    size_t position = static_cast<size_t>(it - contexts.begin());
+    contexts.push_back(Entry{id, std::move(context)});
+    for (size_t i = contexts.size() - 1; i > position; --i) std::swap(contexts[i], contexts[i - 1]);
   }
 
   void erase(uint32_t id) {
@@ -74,7 +77,10 @@ class Registry {
     return fallback;
   }
 
+  // The newest context (the usual target of a callback) is checked inline before any search.
   ContextBase* find(uint32_t id) {
+    size_t count = contexts.size();
+    if (count != 0 && contexts[count - 1].id == id) return contexts[count - 1].context.get();
     auto it = lowerBound(id);
     return it != contexts.end() && it->id == id ? it->context.get() : nullptr;
   }
@@ -90,7 +96,7 @@ class Registry {
   }
 
   void createRoot(uint32_t id) {
-    auto root_id_property = getProperty({"plugin_root_id"});
+    auto root_id_property = getProperty(PropertyPath("plugin_root_id"));
     std::string root_id(root_id_property.ok() ? root_id_property.value.view() : std::string_view());
     const Factories* f = factoriesFor(root_id);
     bool registered = f != nullptr && f->root != nullptr;

@@ -1,11 +1,14 @@
-// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, and a parsed
-// address always yields a decision.
+// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, a parsed address
+// always yields a decision, and the memo (AddressMemo) answers exactly as parseSocketAddress for
+// each line of the input read in order, so repeats and near-repeats of an address are covered.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "filter/core/address.h"
 #include "filter/core/decision.h"
@@ -20,6 +23,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool libc = inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
                 inet_pton(AF_INET6, text.c_str(), buffer) == 1;
     if (libc != ip.has_value()) std::abort();
+  }
+  tcpsteer::AddressMemo memo;
+  std::string_view rest(text);
+  for (int line = 0; line < 64 && !rest.empty(); ++line) {
+    std::string_view item = rest.substr(0, rest.find('\n'));
+    rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+    auto expected = tcpsteer::parseSocketAddress(item);
+    auto remembered = memo.parse(item);
+    if (expected.has_value() != remembered.has_value()) std::abort();
+    if (expected && (expected->ip != remembered->ip || expected->port != remembered->port))
+      std::abort();
   }
   static const tcpsteer::Config config = tcpsteer::istioPreset();
   tcpsteer::Decision decision = tcpsteer::decide(config, text, "192.0.2.1:443");

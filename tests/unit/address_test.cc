@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace tcpsteer {
 namespace {
@@ -105,6 +106,42 @@ void expectAgreesWithInetPton(const std::string& text) {
   bool libc_v4 = inet_pton(AF_INET, text.c_str(), buffer) == 1;
   bool libc_v6 = inet_pton(AF_INET6, text.c_str(), buffer) == 1;
   EXPECT_EQ(parseIp(text).has_value(), libc_v4 || libc_v6) << text;
+}
+
+// The memo answers as parseSocketAddress whatever came before: repeats, the same address with
+// another (or a broken) port, a longer address sharing the remembered text as a prefix.
+TEST(AddressMemo, AnswersAsTheParserInAnyOrder) {
+  const std::vector<std::string> sequence = {"10.244.0.13:40000",
+                                             "10.244.0.13:40001",
+                                             "10.244.0.13",
+                                             "10.244.0.13:",
+                                             "10.244.0.13:4000x",
+                                             "10.244.0.13:65535",
+                                             "10.244.0.13:65536",
+                                             "10.244.0.13:000443",
+                                             "10.244.0.13:00443",
+                                             "10.244.0.131:1",
+                                             "10.244.0.1:3",
+                                             "10.244.0.1",
+                                             "10.244.0.13:40000",
+                                             "[::ffff:10.244.0.13]:1",
+                                             std::string("10.244.0.13\0:1", 14),
+                                             "fd00::13",
+                                             "10.244.0.13:1:2",
+                                             "010.244.0.13:1",
+                                             "10.244.0.13 ",
+                                             ""};
+  AddressMemo memo;
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& text : sequence) {
+      auto expected = parseSocketAddress(text);
+      auto remembered = memo.parse(text);
+      ASSERT_EQ(expected.has_value(), remembered.has_value()) << text;
+      if (!expected) continue;
+      EXPECT_EQ(expected->ip, remembered->ip) << text;
+      EXPECT_EQ(expected->port, remembered->port) << text;
+    }
+  }
 }
 
 TEST(ParseIp, AgreesWithInetPton) {

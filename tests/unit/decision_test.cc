@@ -17,11 +17,11 @@ TEST(Decide, SeedEvenOddIstio) {
   Config config = istioPreset();
   Decision even = decide(config, "10.244.0.12:51234", "93.184.216.34:443");
   EXPECT_EQ(even.verdict, Verdict::kRoute);
-  EXPECT_EQ(even.cluster, "outbound|443||egress1.default.svc.cluster.local");
+  EXPECT_EQ(even.cluster.view(), "outbound|443||egress1.default.svc.cluster.local");
   EXPECT_EQ(even.last_octet, 12);
   EXPECT_EQ(even.rule, -1);
   Decision odd = decide(config, "10.244.0.13:51234", "93.184.216.34:443");
-  EXPECT_EQ(odd.cluster, "outbound|443||egress2.default.svc.cluster.local");
+  EXPECT_EQ(odd.cluster.view(), "outbound|443||egress2.default.svc.cluster.local");
   EXPECT_EQ(odd.target, 1u);
 }
 
@@ -31,21 +31,21 @@ TEST(Decide, EveryLastOctetAlternates) {
     std::string source = "127.0.0." + std::to_string(octet) + ":1000";
     Decision decision = decide(config, source, "");
     ASSERT_EQ(decision.verdict, Verdict::kRoute) << source;
-    EXPECT_EQ(decision.cluster, octet % 2 == 0 ? "egress1" : "egress2") << source;
+    EXPECT_EQ(decision.cluster.view(), octet % 2 == 0 ? "egress1" : "egress2") << source;
   }
 }
 
 TEST(Decide, Ipv6UsesLastByte) {
   Decision decision = decide(standalonePreset(), "[2001:db8::a0f]:5000", "[2001:db8::1]:443");
   EXPECT_EQ(decision.last_octet, 0x0f);
-  EXPECT_EQ(decision.cluster, "egress2");
+  EXPECT_EQ(decision.cluster.view(), "egress2");
 }
 
 TEST(Decide, ThreeTargetsModulo) {
   Config config = configFrom(R"({"targets": ["a", "b", "c"]})");
-  EXPECT_EQ(decide(config, "1.1.1.9:1", "").cluster, "a");
-  EXPECT_EQ(decide(config, "1.1.1.10:1", "").cluster, "b");
-  EXPECT_EQ(decide(config, "1.1.1.11:1", "").cluster, "c");
+  EXPECT_EQ(decide(config, "1.1.1.9:1", "").cluster.view(), "a");
+  EXPECT_EQ(decide(config, "1.1.1.10:1", "").cluster.view(), "b");
+  EXPECT_EQ(decide(config, "1.1.1.11:1", "").cluster.view(), "c");
 }
 
 TEST(Decide, RulesFirstMatchWins) {
@@ -55,25 +55,25 @@ TEST(Decide, RulesFirstMatchWins) {
                 {"source_cidr": "fd00::/8", "target": "a"},
                 {"last_octet": [100, 199], "target": "c"}]})");
   Decision cidr = decide(config, "10.1.2.2:1", "");
-  EXPECT_EQ(cidr.cluster, "c");
+  EXPECT_EQ(cidr.cluster.view(), "c");
   EXPECT_EQ(cidr.rule, 0);
-  EXPECT_EQ(decide(config, "10.2.0.2:1", "").cluster, "b");
-  EXPECT_EQ(decide(config, "[fd00::7]:1", "").cluster, "a");
+  EXPECT_EQ(decide(config, "10.2.0.2:1", "").cluster.view(), "b");
+  EXPECT_EQ(decide(config, "[fd00::7]:1", "").cluster.view(), "a");
   EXPECT_EQ(decide(config, "192.168.0.150:1", "").rule, 3);
   Decision fallback = decide(config, "192.168.0.4:1", "");
   EXPECT_EQ(fallback.rule, -1);
-  EXPECT_EQ(fallback.cluster, "b");  // 4 % 3
+  EXPECT_EQ(fallback.cluster.view(), "b");  // 4 % 3
 }
 
 TEST(Decide, PortMapAndMatchPorts) {
   Config config = configFrom(R"({"port_map": {"443": 8443}, "match_ports": [443, 80]})");
-  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:443").cluster,
+  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:443").cluster.view(),
             "outbound|8443||egress1.default.svc.cluster.local");
-  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:80").cluster,
+  EXPECT_EQ(decide(config, "10.0.0.2:1", "1.2.3.4:80").cluster.view(),
             "outbound|80||egress1.default.svc.cluster.local");
   Decision skipped = decide(config, "10.0.0.2:1", "1.2.3.4:22");
   EXPECT_EQ(skipped.verdict, Verdict::kSkip);
-  EXPECT_TRUE(skipped.cluster.empty());
+  EXPECT_TRUE(skipped.cluster.view().empty());
 }
 
 TEST(Decide, UnroutableInputs) {

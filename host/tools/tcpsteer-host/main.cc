@@ -189,9 +189,13 @@ int replay(ReplayOptions o) {
       started ? vm->startPlugin({o.root_id, o.config, "tcpsteer", ""}) : Vm::PluginStatus::kFailed;
   printLogs(*vm);
   static constexpr const char* kStatus[] = {"ok", "vm_start_failed", "config_rejected", "failed"};
-  emit({{"event", "configure"},
-        {"root_id", o.root_id},
-        {"status", kStatus[static_cast<int>(status)]}});
+  json configure = {{"event", "configure"},
+                    {"root_id", o.root_id},
+                    {"status", kStatus[static_cast<int>(status)]}};
+  // The last callback of startPlugin is proxy_on_configure.
+  if (started && options.engine != tcpsteer::host::EngineChoice::kPrecompiled)
+    configure["on_configure_instructions"] = vm->lastCallbackInstructions();
+  emit(configure);
   if (status != Vm::PluginStatus::kOk) {
     emitFailure(*vm);
     return kExitRefused;

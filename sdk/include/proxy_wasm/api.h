@@ -46,7 +46,21 @@ inline bool logEnabled(LogLevel level) {
   return level >= logLevel();
 }
 
-// Path segments are joined with NUL, as Envoy expects: getProperty({"source", "address"}).
+// A property path with its segments already joined by NUL, as the host reads it, fixed at compile
+// time: PropertyPath("source\0address"). Every segment ends in NUL as in the upstream C++ SDK (the
+// literal's own terminator ends the last one). Reading one copies nothing on the module's side.
+class PropertyPath {
+ public:
+  template <size_t N>
+  consteval explicit PropertyPath(const char (&joined)[N]) : joined_(joined, N) {}
+  std::string_view joined() const { return joined_; }
+
+ private:
+  std::string_view joined_;
+};
+Result<WasmData> getProperty(PropertyPath path);
+// Path segments are joined with NUL, as Envoy expects: getProperty({"source", "address"}); paths of
+// up to 256 bytes are joined on the stack, longer ones are refused with BadArgument.
 Result<WasmData> getProperty(std::initializer_list<std::string_view> path);
 WasmResult setProperty(std::string_view key, std::string_view value);
 Result<WasmData> getBufferBytes(BufferType type, size_t start, size_t length);

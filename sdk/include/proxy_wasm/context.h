@@ -18,13 +18,14 @@ namespace proxy_wasm {
 
 class ContextBase {
  public:
-  explicit ContextBase(uint32_t id) : id_(id) {}
+  ContextBase(uint32_t id, bool is_root) : id_(id), is_root_(is_root) {}
   virtual ~ContextBase() = default;
   ContextBase(const ContextBase&) = delete;
   ContextBase& operator=(const ContextBase&) = delete;
 
   uint32_t id() const { return id_; }
-  virtual bool isRoot() const = 0;
+  // A field, not a virtual: the registry asks on every callback.
+  bool isRoot() const { return is_root_; }
 
   virtual void onDone() {}
   virtual void onLog() {}
@@ -32,6 +33,7 @@ class ContextBase {
 
  private:
   uint32_t id_;
+  bool is_root_;
 };
 
 class Context;
@@ -42,8 +44,8 @@ using StreamFactory = std::unique_ptr<Context> (*)(uint32_t id, RootContext* roo
 
 class RootContext : public ContextBase {
  public:
-  RootContext(uint32_t id, std::string_view root_id) : ContextBase(id), root_id_(root_id) {}
-  bool isRoot() const override { return true; }
+  RootContext(uint32_t id, std::string_view root_id)
+      : ContextBase(id, /*is_root=*/true), root_id_(root_id) {}
   std::string_view rootId() const { return root_id_; }
 
   // Return false to fail the VM start / reject the configuration (Envoy then refuses the plugin).
@@ -59,8 +61,7 @@ class RootContext : public ContextBase {
 
 class Context : public ContextBase {
  public:
-  Context(uint32_t id, RootContext* root) : ContextBase(id), root_(root) {}
-  bool isRoot() const override { return false; }
+  Context(uint32_t id, RootContext* root) : ContextBase(id, /*is_root=*/false), root_(root) {}
   RootContext* root() const { return root_; }
 
   virtual FilterStatus onNewConnection() { return FilterStatus::kContinue; }
