@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "apps/demo-client/client.h"
+#include "host/tools/common/cli_numbers.h"
 
 namespace {
 
@@ -61,22 +62,56 @@ int main(int argc, char** argv) {
   bool raw = false;
   std::vector<std::string> schemes = {"http", "https"};
 
+  // A day: longer is a typo, and chrono arithmetic on larger values would overflow.
+  constexpr uint64_t kMaxMs = 86400000;
+  // What goes into the request line or Host header: printable ASCII only, so no option can add a
+  // header line (CR/LF) or split the request.
+  const CLI::Validator onTheWire(
+      [](std::string& text) -> std::string {
+        for (char c : text) {
+          if (c <= ' ' || c > '~')
+            return "control characters, spaces and non-ASCII are not allowed";
+        }
+        return text.empty() ? "must not be empty" : "";
+      },
+      "printable ASCII");
   CLI::App app{
       "demo-client: requests http://TARGET/ and https://TARGET/ in a loop and reports which egress "
       "answered"};
-  app.add_option("--target", options.target, "host name or address to call")->capture_default_str();
-  app.add_option("--path", options.path, "request path")->capture_default_str();
-  app.add_option("--http-port", options.http_port, "port for http://")->capture_default_str();
-  app.add_option("--https-port", options.https_port, "port for https://")->capture_default_str();
-  app.add_option("--raw-port", options.raw_port, "port for --raw (default: --http-port)");
-  app.add_option("--schemes", schemes, "which exchanges each round makes: http, https, raw")
+  app.add_option("--target", options.target, "host name or address to call")
+      ->check(onTheWire)
+      ->capture_default_str();
+  app.add_option("--path", options.path, "request path")
+      ->check(onTheWire)
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return text.starts_with('/') ? "" : "the path must start with '/'";
+          },
+          "/..."))
+      ->capture_default_str();
+  app.add_option("--http-port", options.http_port, "port for http://")
+      ->check(tcpsteer::cli::decimalRange(1, 65535))
+      ->capture_default_str();
+  app.add_option("--https-port", options.https_port, "port for https://")
+      ->check(tcpsteer::cli::decimalRange(1, 65535))
+      ->capture_default_str();
+  app.add_option("--raw-port", options.raw_port, "port for --raw (default: --http-port)")
+      ->check(tcpsteer::cli::decimalRange(1, 65535));
+  app.add_option("--schemes", schemes,
+                 "which exchanges each round makes: http, https, raw (repeat or comma-separate)")
+      ->delimiter(',')
       ->check(CLI::IsMember({"http", "https", "raw"}))
       ->capture_default_str();
   app.add_flag("--raw", raw, "plain TCP exchange instead of HTTP/HTTPS (same as --schemes raw)");
-  app.add_option("--count", count, "stop after N rounds (default: forever)");
+  app.add_option("--count", count, "stop after N rounds (default: forever)")
+      ->check(tcpsteer::cli::decimalRange(1, 1000000000));
   app.add_flag("--once", once, "one round, then exit (same as --count 1)");
-  app.add_option("--interval-ms", interval_ms, "pause between rounds")->capture_default_str();
-  app.add_option("--timeout-ms", timeout_ms, "deadline of one exchange")->capture_default_str();
+  app.add_option("--interval-ms", interval_ms, "pause between rounds")
+      ->check(tcpsteer::cli::decimalRange(0, kMaxMs))
+      ->capture_default_str();
+  app.add_option("--timeout-ms", timeout_ms, "deadline of one exchange")
+      ->check(tcpsteer::cli::decimalRange(1, kMaxMs))
+      ->capture_default_str();
   app.add_option("--expect", expect, "exit 3 if any answer comes from another egress")
       ->check(CLI::IsMember({"egress1", "egress2"}));
   app.add_flag("--json", json, "one JSON object per exchange instead of text");

@@ -333,43 +333,71 @@ struct EgressServer::Impl {
     auto& lowest = beast::get_lowest_layer(stream);
     for (bool first = true;; first = false) {
       if (draining && !first) co_return;
-      lowest.expires_after(first ? options.header_timeout : options.idle_timeout);
+      // Between requests the idle timeout runs until the next request's first byte; from there the
+      // header timeout covers its headers and the body timeout its body, for every request.
+      if (!first && buffer.size() == 0) {
+        lowest.expires_after(options.idle_timeout);
+        waiting[&lowest] = &buffer;
+        auto [idle_ec, got] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+        waiting.erase(&lowest);
+        if (idle_ec == beast::error::timeout) {
+          log({{"event", "closed"},
+               {"port", port},
+               {"client", client},
+               {"reason", "idle keep-alive timeout"}});
+          co_return;
+        }
+        if (idle_ec) co_return;
+        buffer.commit(got);
+      }
+      lowest.expires_after(options.header_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(options.max_header_bytes);
-      parser.body_limit(std::uint64_t{1024} * 1024);
+      parser.body_limit(options.max_body_bytes);
       waiting[&lowest] = &buffer;
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
       waiting.erase(&lowest);
+      const char* timeout_reason = "header timeout";
+      if (!ec) {
+        // RFC 9112 6.3: a request whose final transfer coding is not chunked (or that has both
+        // Transfer-Encoding and Content-Length) has no reliable length: 400 and close, so no byte
+        // of its body can be read as another request.
+        const auto& header = parser.get();
+        bool has_te = header.count(http::field::transfer_encoding) != 0;
+        if (has_te && (!parser.chunked() || header.count(http::field::content_length) != 0)) {
+          co_await refuse(stream, port, client, http::status::bad_request,
+                          "malformed request: Transfer-Encoding must end with chunked, without "
+                          "Content-Length\n",
+                          "bad transfer-encoding");
+          co_return;
+        }
+        lowest.expires_after(options.body_timeout);
+        timeout_reason = "body timeout";
+        std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         co_return;
       }
       if (ec == beast::error::timeout) {
-        log({{"event", "closed"},
-             {"port", port},
-             {"client", client},
-             {"reason", first ? "header timeout" : "idle keep-alive timeout"}});
+        log({{"event", "closed"}, {"port", port}, {"client", client}, {"reason", timeout_reason}});
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        co_await refuse(stream, port, client, http::status::request_header_fields_too_large,
+                        "request headers too large\n", ec.message());
+        co_return;
+      }
+      if (ec == http::error::body_limit) {
+        co_await refuse(
+            stream, port, client, http::status::payload_too_large,
+            "request body larger than " + std::to_string(options.max_body_bytes) + " bytes\n",
+            ec.message());
         co_return;
       }
       if (ec) {
-        bool too_large = ec == http::error::header_limit;
-        http::response<http::string_body> res{
-            too_large ? http::status::request_header_fields_too_large : http::status::bad_request,
-            11};
-        res.set(http::field::server, "egress-server");
-        res.set("x-egress", options.name);
-        res.set(http::field::content_type, "text/plain");
-        res.body() =
-            too_large ? "request headers too large\n" : "malformed request: " + ec.message() + "\n";
-        res.keep_alive(false);
-        res.prepare_payload();
-        lowest.expires_after(std::chrono::seconds(5));
-        co_await http::async_write(stream, res, kNoThrow);
-        log({{"event", "request"},
-             {"port", port},
-             {"client", client},
-             {"status", res.result_int()},
-             {"error", ec.message()}});
+        co_await refuse(stream, port, client, http::status::bad_request,
+                        "malformed request: " + ec.message() + "\n", ec.message());
         co_return;
       }
       auto& request = parser.get();
@@ -383,12 +411,34 @@ struct EgressServer::Impl {
     }
   }
 
+  // An error answer, then the connection closes (nothing after a bad request is trusted).
+  template <typename Stream>
+  asio::awaitable<void> refuse(Stream& stream, uint16_t port, const std::string& client,
+                               http::status status, std::string body, const std::string& error) {
+    http::response<http::string_body> res{status, 11};
+    res.set(http::field::server, "egress-server");
+    res.set("x-egress", options.name);
+    res.set("x-egress-peer", client);
+    res.set(http::field::content_type, "text/plain");
+    res.body() = std::move(body);
+    res.keep_alive(false);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    co_await http::async_write(stream, res, kNoThrow);
+    log({{"event", "request"},
+         {"port", port},
+         {"client", client},
+         {"status", res.result_int()},
+         {"error", error}});
+  }
+
   http::response<http::string_body> respond(const http::request<http::string_body>& request,
                                             uint16_t port, const std::string& client,
                                             const std::string& sni, bool is_tls) {
     http::response<http::string_body> res{http::status::ok, request.version()};
     res.set(http::field::server, "egress-server");
     res.set("x-egress", options.name);
+    res.set("x-egress-peer", client);  // the address this egress saw the connection come from
     std::string target(request.target());
     if (target == "/healthz") {
       res.set(http::field::content_type, "text/plain");
@@ -399,6 +449,7 @@ struct EgressServer::Impl {
       res.body() = nlohmann::json{{"egress", options.name},
                                   {"port", port},
                                   {"client", client},
+                                  {"peer", client},
                                   {"host", std::string(request[http::field::host])},
                                   {"sni", sni},
                                   {"tls", is_tls},

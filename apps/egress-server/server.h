@@ -21,10 +21,12 @@ struct ServerOptions {
   std::string tls_cert_file;  // PEM; both empty = an ephemeral self-signed certificate
   std::string tls_key_file;
   std::chrono::milliseconds header_timeout{5000};  // first byte to end of request headers
+  std::chrono::milliseconds body_timeout{10000};   // end of headers to end of body
   std::chrono::milliseconds idle_timeout{60000};   // between keep-alive requests
   std::chrono::milliseconds drain_timeout{10000};  // SIGTERM: time given to in-flight requests
   size_t max_connections = 10000;
   uint32_t max_header_bytes = 8192;
+  uint64_t max_body_bytes = uint64_t{1024} * 1024;  // larger bodies get 413
   // One JSON object per line; stdout by default.
   std::function<void(const std::string&)> log;
 };

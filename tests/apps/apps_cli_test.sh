@@ -63,6 +63,44 @@ out=$("$server" --name x --listen "127.0.0.1:$port_http" 2>&1); code=$?
 out=$("$client" --once --target 127.0.0.1 --http-port 1 --schemes http 2>&1); code=$?
 [ $code -eq 1 ] && grep -q "connection refused" <<<"$out"; check client-refused $?
 "$client" --expect egress3 >/dev/null 2>&1; [ $? -eq 2 ]; check client-bad-expect $?
+# Out-of-range and non-decimal numbers are refused at once with exit 2 (CLI11 alone wraps -1 to
+# 2^64-1 and reads 010 as octal).
+for args in "--header-timeout-ms -1" "--body-timeout-ms 0" "--idle-timeout-ms 18446744073709551616" \
+            "--max-connections 18446744073709551616" "--max-connections 0" "--max-header-bytes 010" \
+            "--drain-timeout-ms 1e3"; do
+  # shellcheck disable=SC2086 # the option and its value are two words
+  out=$("$server" --name x $args 2>&1); code=$?
+  [ $code -eq 2 ] && grep -q "is not a whole number" <<<"$out"; check "server-refuses ${args// /=}" $?
+done
+for args in "--count -1" "--count 0" "--timeout-ms 18446744073709551615" "--http-port 65536" \
+            "--interval-ms -5" "--raw-port 0"; do
+  # shellcheck disable=SC2086
+  out=$("$client" --target 127.0.0.1 $args 2>&1); code=$?
+  [ $code -eq 2 ] && grep -q "is not a whole number" <<<"$out"; check "client-refuses ${args// /=}" $?
+done
+# Nothing an option carries may add a line to the request: control characters are refused.
+out=$("$client" --once --target 127.0.0.1 --path $'/a\r\nX-Injected: yes' 2>&1); code=$?
+[ $code -eq 2 ] && grep -q "control characters" <<<"$out"; check client-refuses-crlf-path $?
+out=$("$client" --once --target $'127.0.0.1\r\nX: y' 2>&1); code=$?
+[ $code -eq 2 ]; check client-refuses-crlf-target $?
+"$client" --once --path nowhere >/dev/null 2>&1; [ $? -eq 2 ]; check client-path-must-start-with-slash $?
+# The README's command line: --schemes takes the comma form too.
+"$client" --target 127.0.0.1 --http-port "$port_http" --raw-port "$port_http" --schemes http,raw --once \
+  --expect egress1 >"$work/comma.out"
+check client-schemes-comma-form $?
+[ "$(grep -c egress1 "$work/comma.out")" -ge 2 ]; check client-schemes-comma-both-ran $?
+# A closed stdout and SIGHUP do not kill the server.
+start_egress_server "$server" egress1 "$work/server2.log"
+kill -HUP "$server_pid"; sleep 0.2
+kill -0 "$server_pid"; check server-survives-sighup $?
+port_pipe=$((port_http + 2))
+{ "$server" --name piped --listen "127.0.0.1:$port_pipe" | head -c 1 >/dev/null; } &
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port_pipe/" && break; sleep 0.05; done
+piped_pid=$(pgrep -f -- "--name piped --listen 127.0.0.1:$port_pipe")
+pids+=("$piped_pid")
+for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$port_pipe/"; done  # its log lines hit EPIPE
+out=$(curl -s "http://127.0.0.1:$port_pipe/"); grep -q "Hello from piped" <<<"$out"
+check server-survives-closed-stdout $?
 "$server" --help | grep -q -- "--tls-cert"; check server-help $?
 "$client" --help | grep -q -- "--bind"; check client-help $?
 

@@ -199,6 +199,71 @@ TEST_F(ServerFixture, OversizedHeadersGet431) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 40);
 }
 
+// Request smuggling (RFC 9112 6.3): a Transfer-Encoding whose final coding is not chunked, or one
+// beside Content-Length, is refused with 400 and the connection closed, so the bytes after the
+// headers are never read as a second request.
+TEST_F(ServerFixture, AmbiguousBodyLengthGets400AndClose) {
+  startServer();
+  for (const std::string& coding : {"xchunked", "identity", "chunked, identity", "gzip"}) {
+    std::string answer = rawExchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding +
+                                     "\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << coding << ": " << answer.substr(0, 40);
+    EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << coding << ": a second response";
+  }
+  std::string both = rawExchange(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+      "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(both.rfind("HTTP/1.1 400", 0), 0u) << both.substr(0, 40);
+  EXPECT_EQ(both.find("HTTP/1.1", 1), std::string::npos);
+  std::string chunked = rawExchange(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 200", 0), 0u) << chunked.substr(0, 40);
+  EXPECT_FALSE(logged("/smuggled"));
+}
+
+TEST_F(ServerFixture, OversizedBodyGets413) {
+  ServerOptions options;
+  options.max_body_bytes = 100;
+  startServer(options);
+  std::string answer = rawExchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                                   std::string(1000, 'b'));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 40);
+  std::string fits =
+      rawExchange("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100\r\n\r\n" +
+                  std::string(100, 'b'));
+  EXPECT_EQ(fits.rfind("HTTP/1.1 200", 0), 0u) << fits.substr(0, 40);
+}
+
+// Every request's headers get the header timeout (a keep-alive request cannot trickle them until
+// the idle timeout), and a body has its own timeout.
+TEST_F(ServerFixture, HeaderAndBodyTimeoutsApplyToEveryRequest) {
+  ServerOptions options;
+  options.header_timeout = 300ms;
+  options.body_timeout = 300ms;
+  options.idle_timeout = 20s;
+  startServer(options);
+  auto started = std::chrono::steady_clock::now();
+  std::string answer = rawExchange("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+  EXPECT_TRUE(logged("header timeout"));
+  started = std::chrono::steady_clock::now();
+  EXPECT_EQ(rawExchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+  EXPECT_TRUE(logged("body timeout"));
+}
+
+TEST_F(ServerFixture, ReportsThePeerAddressItSaw) {
+  startServer();
+  std::string answer = rawExchange("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(answer.find("x-egress-peer: 127.0.0.1:"), std::string::npos) << answer;
+  std::string json = rawExchange(
+      "GET / HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(json.find("\"peer\":\"127.0.0.1:"), std::string::npos) << json;
+  EXPECT_NE(rawExchange("hello\n").find("from 127.0.0.1:"), std::string::npos);
+}
+
 TEST_F(ServerFixture, SlowAndIdleClientsAreClosed) {
   ServerOptions options;
   options.header_timeout = 300ms;
