@@ -16,7 +16,7 @@ SANITIZE_FLAGS = $(NATIVE_FLAGS) -DTCPSTEER_SANITIZE=$(SANITIZE) -DTCPSTEER_FUZZ
 
 SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find sdk filter tests bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all deps wasm native test test-sanitize bench lint format clean demo demo-up demo-replay kind-up kind-verify kind-down FORCE
+.PHONY: all deps wasm native profile test test-sanitize bench lint format clean demo demo-up demo-replay kind-up kind-verify kind-down FORCE
 
 all: wasm native
 
@@ -54,6 +54,15 @@ test-sanitize: deps $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j $(JOBS) --timeout 900
+
+# The module with its function names kept (build/profile/filter/tcpsteer-profile.wasm), for
+# `tcpsteer-host replay --profile`; see bench/README.md.
+PROFILE_DIR := $(BUILD)/profile
+profile: deps native
+	cmake -S . -B $(PROFILE_DIR) -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/wasm32-wasi-clang19.cmake \
+	  -DCMAKE_BUILD_TYPE=Release -DTCPSTEER_WASM_PROFILE=ON
+	cmake --build $(PROFILE_DIR) -j $(JOBS)
+	@echo "built $(PROFILE_DIR)/filter/tcpsteer-profile.wasm (names kept; not for deployment)"
 
 bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench

@@ -411,14 +411,20 @@ struct EgressServer::Impl {
     }
   }
 
+  // Every answer names the egress and the address it saw the connection come from (behind a
+  // gateway: the gateway's).
+  void setIdentity(http::response<http::string_body>& res, const std::string& client) const {
+    res.set(http::field::server, "egress-server");
+    res.set("x-egress", options.name);
+    res.set("x-egress-peer", client);
+  }
+
   // An error answer, then the connection closes (nothing after a bad request is trusted).
   template <typename Stream>
   asio::awaitable<void> refuse(Stream& stream, uint16_t port, const std::string& client,
                                http::status status, std::string body, const std::string& error) {
     http::response<http::string_body> res{status, 11};
-    res.set(http::field::server, "egress-server");
-    res.set("x-egress", options.name);
-    res.set("x-egress-peer", client);
+    setIdentity(res, client);
     res.set(http::field::content_type, "text/plain");
     res.body() = std::move(body);
     res.keep_alive(false);
@@ -436,9 +442,7 @@ struct EgressServer::Impl {
                                             uint16_t port, const std::string& client,
                                             const std::string& sni, bool is_tls) {
     http::response<http::string_body> res{http::status::ok, request.version()};
-    res.set(http::field::server, "egress-server");
-    res.set("x-egress", options.name);
-    res.set("x-egress-peer", client);  // the address this egress saw the connection come from
+    setIdentity(res, client);
     std::string target(request.target());
     if (target == "/healthz") {
       res.set(http::field::content_type, "text/plain");
@@ -449,7 +453,6 @@ struct EgressServer::Impl {
       res.body() = nlohmann::json{{"egress", options.name},
                                   {"port", port},
                                   {"client", client},
-                                  {"peer", client},
                                   {"host", std::string(request[http::field::host])},
                                   {"sni", sni},
                                   {"tls", is_tls},

@@ -17,10 +17,6 @@ int hexValue(char c) {
   return -1;
 }
 
-// The common "a.b.c.d" / "a.b.c.d:port" with the same rules as the general path, in one pass over
-// a NUL-terminated copy: the NUL stops every digit run, so no step checks for the end. False means
-// "not this form" (the general path then decides). It keeps the per-connection cost low in an
-// interpreted module, where each byte costs every instruction spent on it.
 // One decimal octet at p (1-3 digits, no leading zero, <= 255); advances p past it.
 [[gnu::always_inline]] inline bool readOctet(const unsigned char*& p, unsigned& out) {
   unsigned value = p[0] - unsigned{'0'};
@@ -50,6 +46,11 @@ int hexValue(char c) {
   return true;
 }
 
+// The common "a.b.c.d" / "a.b.c.d:port" with the same rules as the general path, in one pass over
+// a NUL-terminated copy: the NUL stops every digit run, so no step checks for the end. False means
+// "not this form" (the general path then decides). *ip_size is the length of "a.b.c.d". It keeps
+// the per-connection cost low in an interpreted module, where each byte costs every instruction
+// spent on it.
 bool parseIpv4Fast(std::string_view text, SocketAddress* out, size_t* ip_size) {
   unsigned char copy[kMaxAddressText + 1];
   __builtin_memcpy(copy, text.data(), text.size());  // callers checked size <= kMaxAddressText
@@ -186,8 +187,9 @@ std::optional<uint16_t> parsePort(std::string_view text) {
   if (text.empty() || text.size() > 5) return std::nullopt;
   unsigned value = 0;
   for (char c : text) {
-    if (!isDigit(c)) return std::nullopt;
-    value = value * 10 + static_cast<unsigned>(c - '0');
+    unsigned digit = static_cast<unsigned char>(c) - unsigned{'0'};  // one compare per byte
+    if (digit > 9) return std::nullopt;
+    value = value * 10 + digit;
   }
   if (value > 65535) return std::nullopt;
   return static_cast<uint16_t>(value);
@@ -213,7 +215,6 @@ std::optional<IpAddress> parseIp(std::string_view text) {
   return address;
 }
 
-// Out of line: the memo's general path calls it too, and one copy keeps the module small.
 namespace {
 
 // Every form but the plain dotted quad (which parseIpv4Fast has refused); text is 1 to
@@ -263,24 +264,6 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
   return parseSocketAddressGeneral(text);
 }
 
-namespace {
-
-// The ":port" after an address: 1-5 digits, at most 65535, nothing after. Reads [p, end) only.
-bool readPortSuffix(const char* p, const char* end, uint16_t* port) {
-  if (p == end || *p != ':' || end - p < 2 || end - p > 6) return false;
-  unsigned value = 0;
-  for (++p; p != end; ++p) {
-    unsigned digit = static_cast<unsigned char>(*p) - unsigned{'0'};
-    if (digit > 9) return false;
-    value = value * 10 + digit;
-  }
-  if (value > 65535) return false;
-  *port = static_cast<uint16_t>(value);
-  return true;
-}
-
-}  // namespace
-
 std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
   if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6) {
     alignas(8) unsigned char head[16] = {};
@@ -293,13 +276,11 @@ std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
       SocketAddress address;
       address.ip = ip_;
       if (text.size() == size_) return address;
-      uint16_t port = 0;
-      const char* begin = std::to_address(text.begin());
-      if (readPortSuffix(begin + size_, begin + text.size(), &port)) {
-        address.port = port;
-        return address;
+      if (text[size_] == ':') {
+        address.port = parsePort(text.substr(size_ + 1));
+        if (address.port) return address;
       }
-      // Same address, a port that is not plain digits: the general parser decides.
+      // Same address, then something that is not ":port": the general parser decides.
     }
   }
   SocketAddress fast;

@@ -26,8 +26,10 @@ HostLogLevel toHost(LogLevel level) {
   return static_cast<HostLogLevel>(level);
 }
 
-// Host-provided text may be anything: keep log lines short and printable.
-void appendPrintable(std::string& out, std::string_view text) {
+// Host-provided text may be anything: keep log lines short and printable. Out is std::string (the
+// configured line) or a LogLine.
+template <typename Out>
+void appendPrintable(Out& out, std::string_view text) {
   if (text.empty()) {
     out += "(empty)";
     return;
@@ -166,18 +168,14 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
 const proxy_wasm::PropertyPath kSourceAddress("source\0address");
 const proxy_wasm::PropertyPath kDestinationAddress("destination\0address");
 
-// An address the core parsed is printable as it is; anything else is checked byte by byte.
+// An address the core parsed is printable as it is (and never empty); anything else is checked
+// byte by byte.
 void appendAddress(LogLine& line, std::string_view address, bool valid) {
   if (valid && address.size() <= kMaxLoggedAddress) {
     line.append(address);
-    return;
+  } else {
+    appendPrintable(line, address);
   }
-  if (address.empty()) {
-    line.append("(empty)");
-    return;
-  }
-  for (char c : address.substr(0, kMaxLoggedAddress)) line.push_back(c > ' ' && c < 0x7f ? c : '?');
-  if (address.size() > kMaxLoggedAddress) line.append("...");
 }
 
 class TcpSteerStream : public proxy_wasm::Context {

@@ -260,7 +260,7 @@ TEST_F(ServerFixture, ReportsThePeerAddressItSaw) {
   EXPECT_NE(answer.find("x-egress-peer: 127.0.0.1:"), std::string::npos) << answer;
   std::string json = rawExchange(
       "GET / HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
-  EXPECT_NE(json.find("\"peer\":\"127.0.0.1:"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"client\":\"127.0.0.1:"), std::string::npos) << json;
   EXPECT_NE(rawExchange("hello\n").find("from 127.0.0.1:"), std::string::npos);
 }
 

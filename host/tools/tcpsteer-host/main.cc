@@ -193,7 +193,7 @@ int replay(ReplayOptions o) {
                     {"root_id", o.root_id},
                     {"status", kStatus[static_cast<int>(status)]}};
   // The last callback of startPlugin is proxy_on_configure.
-  if (started && options.engine != tcpsteer::host::EngineChoice::kPrecompiled)
+  if (started && !vm->precompiled())
     configure["on_configure_instructions"] = vm->lastCallbackInstructions();
   emit(configure);
   if (status != Vm::PluginStatus::kOk) {
