@@ -99,7 +99,8 @@ demo-up: wasm native
 demo-replay: wasm native
 	@bash scripts/replay-demo.sh $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
 
-# The demo on kind + Istio (needs Docker, kind, kubectl, istioctl): docs/istio.md. KIND_FLAGS e.g. --port80.
+# The demo on kind + Istio (needs Docker, kind, kubectl, istioctl): docs/istio.md. KIND_FLAGS e.g. --port80
+# or "--egress gateways" (the egress gateway variant).
 kind-up:
 	bash scripts/kind-demo.sh up $(KIND_FLAGS)
 

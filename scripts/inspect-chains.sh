@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Which filters does a sidecar run for a port, and is the wasm filter before tcp_proxy?
+# Which filters does a sidecar run for a port, and is the wasm filter before tcp_proxy? Or, with
+# --gateway, what does an egress gateway let through?
 #
 #   scripts/inspect-chains.sh POD [PORT] [-n NAMESPACE]     reads istio-proxy's config dump with kubectl
 #   scripts/inspect-chains.sh --file CONFIG_DUMP.json [PORT]  reads a saved dump (pilot-agent request GET config_dump)
+#   scripts/inspect-chains.sh --gateway deploy/egress1 [-n tcpsteer-egress]   (or --gateway --file DUMP)
 #
 # Without PORT: every listener with its filter chains (warming and rejected ones marked). With PORT:
 # the chains that serve that port, and a verdict. Exit status: 0 the wasm filter runs before tcp_proxy on PORT (or no PORT given); 1 it does not;
-# 2 bad usage or unreadable dump.
+# 2 bad usage or unreadable dump. --gateway: each TLS passthrough chain (SNI allowed, cluster, how the
+# cluster resolves); 0 at least one passthrough chain and none that terminates TLS, 1 otherwise.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 die() { echo "inspect-chains: $*" >&2; exit 2; }
 
-file='' pod='' port='' namespace=tcpsteer
+file='' pod='' port='' namespace='' gateway=0
 while [ $# -gt 0 ]; do
   case $1 in
+    --gateway) gateway=1 ;;
     --file) file=${2:-}; [ -n "$file" ] || die "--file needs a CONFIG_DUMP.json"; shift ;;
     -n|--namespace) namespace=${2:-}; [ -n "$namespace" ] || die "$1 needs a namespace"; shift ;;
     -h|--help) usage ;;
@@ -27,6 +31,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$file" ] || [ -n "$pod" ] || usage
+if [ -z "$namespace" ]; then
+  if ((gateway)); then namespace=tcpsteer-egress; else namespace=tcpsteer; fi
+fi
 [ -z "$port" ] || [[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]] || die "PORT must be a number 1-65535, not '$port'"
 command -v jq >/dev/null || die "jq is not installed (apt-get install jq)"
 
@@ -69,8 +76,50 @@ chains=$(jq -c '
      match: ((.c.filter_chain_match // {}) | del(.destination_port) | tostring),
      filters: [(.c.filters // [])[] | if kind == "wasm" and .name != "envoy.filters.network.wasm"
                                         then "\(.name) (wasm, from ECDS)" else .name end],
-     kinds: [(.c.filters // [])[] | kind]}
+     kinds: [(.c.filters // [])[] | kind],
+     sni: (.c.filter_chain_match.server_names // []),
+     terminates_tls: (.c.transport_socket != null),
+     cluster: ([(.c.filters // [])[] | select(kind == "tcp_proxy") | .typed_config.cluster // empty] | first // "")}
 ' <<<"$dump")
+
+# --gateway: the passthrough chains, and how each one's cluster finds the external host.
+if ((gateway)); then
+  clusters=$(jq -c '.configs[] | select(.["@type"] | test("ClustersConfigDump"))
+    | ((.dynamic_active_clusters // []) + (.static_clusters // []))[] | .cluster
+    | {name: .name, type: (.type // (if .cluster_type then "custom" else "EDS" end)),
+       hosts: [(.load_assignment.endpoints // [])[].lb_endpoints[]?.endpoint.address.socket_address
+                | "\(.address):\(.port_value)"],
+       tls: (.transport_socket != null or .transport_socket_matches != null)}' <<<"$dump")
+  passthrough=0 problems=0 seen=0
+  while IFS= read -r chain; do
+    [ -n "$chain" ] || continue
+    jq -e '.kinds | index("tcp_proxy")' >/dev/null <<<"$chain" || continue
+    seen=1
+    jq -r '"\(.listener)  [\(.chain)] port=\(.port) sni=\(if .sni == [] then "(any)" else (.sni | join(",")) end)\n    \(.filters | join(" -> ")) => \(.cluster)"' <<<"$chain"
+    name=$(jq -r .cluster <<<"$chain")
+    cluster=$(jq -c --arg n "$name" 'select(.name == $n)' <<<"$clusters")
+    if [ -n "$cluster" ]; then
+      jq -r '"    cluster \(.name): \(.type)\(if .hosts != [] then " " + (.hosts | join(" ")) else "" end)\(if .tls then " (originates TLS!)" else "" end)"' <<<"$cluster"
+    else
+      echo "    cluster $name: not in the dump's clusters (Envoy closes such connections: flag NC)"
+    fi
+    if jq -e '.terminates_tls' >/dev/null <<<"$chain"; then
+      echo "    => PROBLEM: this chain terminates TLS (a transport socket on the listener side): not passthrough"; problems=1
+    elif jq -e '.sni == []' >/dev/null <<<"$chain"; then
+      echo "    => PROBLEM: no SNI match: any name is let through (an open proxy)"; problems=1
+    elif [ -n "$cluster" ] && jq -e '.tls' >/dev/null <<<"$cluster"; then
+      echo "    => PROBLEM: the cluster wraps the client's TLS in TLS of its own (a DestinationRule with tls for the external host?)"; problems=1
+    else
+      echo "    => ok: TLS passthrough by SNI, nothing terminated on the way"; passthrough=1
+    fi
+  done <<<"$chains"
+  if ((seen == 0)); then
+    echo "no TLS passthrough chain: is the Gateway's VirtualService (tls route by sniHosts) bound to this gateway? A PASSTHROUGH server without a matching route has no chain and no listener (docs/istio.md#egress-gateways)"
+  fi
+  echo "(a ClientHello for a name not listed above matches no chain: the gateway closes it and logs NR)"
+  ((passthrough == 1 && problems == 0)) && exit 0
+  exit 1
+fi
 
 show_chains() {  # show_chains WITH_PORT < chains: "listener  [chain] (port=) (match=)" then its filters
   jq -r --argjson with_port "$1" '"\(.listener)  [\(.chain)]\(if $with_port then " port=\(.port)" else "" end)\(

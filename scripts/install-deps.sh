@@ -17,6 +17,9 @@ packages=(
   libboost1.81-dev libssl-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   # end-to-end tools, lint, manifest checks
   curl openssl jq socat wrk iproute2 procps valgrind
+  # make demo's egress gateways and the bench's reference server: nginx with its stream module
+  # (ssl_preread, proxy_bind); nginx-light does not carry it
+  nginx libnginx-mod-stream
   clang-format-19 clang-tidy-19 shellcheck yamllint python3 python3-jsonschema python3-yaml
 )
 
@@ -44,6 +47,19 @@ fi
 
 echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -q
-"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Installing nginx would start the system's nginx on port 80; the demo and the bench run their own
+# nginx processes, so package scripts are told not to start services (policy-rc.d, honoured by
+# invoke-rc.d and deb-systemd-invoke), unless the machine already has such a policy.
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# written by tcpsteer install-deps for the length of one apt-get run\nexit 101\n' |
+    "${sudo_cmd[@]}" tee "$policy" >/dev/null
+  "${sudo_cmd[@]}" chmod 755 "$policy"
+  own_policy=true
+fi
+status=0
+"${sudo_cmd[@]}" apt-get update -q && "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+if [ "$own_policy" = true ]; then "${sudo_cmd[@]}" rm -f "$policy"; fi
+[ "$status" -eq 0 ] || { echo "install-deps: apt-get failed ($status)" >&2; exit "$status"; }
 echo "install-deps: done"

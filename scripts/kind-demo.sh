@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # tcpsteer on kind + Istio, from a clean checkout to a verified demo.
 #
-#   scripts/kind-demo.sh up [--plugin envoyfilter|wasmplugin|wasmplugin-oci] [--port80] [--no-network-policies]
-#                           [--module-build native|docker]
-#   scripts/kind-demo.sh verify [--port80]
+#   scripts/kind-demo.sh up [--egress standins|gateways] [--plugin envoyfilter|wasmplugin|wasmplugin-oci]
+#                           [--port80] [--no-network-policies] [--module-build native|docker]
+#   scripts/kind-demo.sh verify [--egress standins|gateways] [--port80]
 #   scripts/kind-demo.sh down
 #   scripts/kind-demo.sh verify --pod-ip IP --client-log FILE --proxy-log FILE [--port80]   (offline check)
+#   scripts/kind-demo.sh verify --egress gateways --pod-ip IP --client-log FILE --proxy-log FILE
+#                               --gateway1-ips "IP..." --gateway2-ips "IP..."              (offline check)
 #
+# --egress standins (default): egress1/egress2 answer themselves. --egress gateways: two Istio egress
+# gateways carry the client's TLS on to the external host (deploy/k8s/gateways; the EnvoyFilter).
 # --dry-run (any command) prints every command instead of running it. Needs docker (with buildx),
 # kind >= 0.24, kubectl, istioctl, openssl, jq, make and git; says how to get a missing one.
 set -euo pipefail
@@ -14,6 +18,8 @@ set -euo pipefail
 # Names the manifests depend on (tests/manifests/validate_manifests.py checks that they agree).
 CLUSTER_NAME=${CLUSTER_NAME:-tcpsteer}
 NAMESPACE=tcpsteer
+GATEWAY_NAMESPACE=tcpsteer-egress
+INTERNET_NAMESPACE=internet
 IMAGE_TAG=0.1.0
 WASM_CONFIGMAP=tcpsteer-wasm
 WASM_KEY=tcpsteer.wasm
@@ -29,17 +35,22 @@ MIN_KUBECTL=1.26.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dry_run=0
+egress_mode=standins
+egress_given=0
 plugin=envoyfilter
+plugin_given=0
 port80=0
 network_policies=1
 module_build=''  # native (make wasm) or docker; default: native where apt-get exists
 pod_ip=''
 client_log=''
 proxy_log=''
+gateway1_ips=''
+gateway2_ips=''
 work=
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 die() { echo "kind-demo: $*" >&2; exit 1; }
@@ -176,7 +187,7 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
     "$repo/deploy/k8s/wasmplugin-oci/50-wasmplugin-oci.yaml" >"$work/50-wasmplugin-oci.yaml"
   # istio-agent must be told the registry speaks plain HTTP: a copy of the client manifest says so.
   sed "s|proxy.istio.io/config: '{\"holdApplicationUntilProxyStarts\": true}'|proxy.istio.io/config: '{\"holdApplicationUntilProxyStarts\": true, \"proxyMetadata\": {\"WASM_INSECURE_REGISTRIES\": \"$registry_ip:5000\"}}'|" \
-    "$repo/deploy/k8s/base/30-demo-client.yaml" >"$work/30-demo-client.yaml"
+    "$repo/deploy/k8s/client/30-demo-client.yaml" >"$work/30-demo-client.yaml"
   grep -q WASM_INSECURE_REGISTRIES "$work/30-demo-client.yaml" ||
     die "could not set WASM_INSECURE_REGISTRIES in the client manifest (its proxy.istio.io/config annotation changed?)"
   # Alone, this Egress policy would cut the client off istiod, DNS and the egress pods: it only makes
@@ -193,6 +204,17 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
 # (EnvoyFilter and WasmPlugin), or port 80 stay intercepted, or policies stay after
 # --no-network-policies.
 remove_other_modes() {
+  if [ "$egress_mode" = gateways ]; then
+    # The stand-in variant's objects (the client, the namespace and the ServiceEntry stay: the gateway
+    # variant applies its own versions of them).
+    run kubectl -n "$NAMESPACE" delete --ignore-not-found deployment/egress1 deployment/egress2 \
+      service/egress1 service/egress2 serviceaccount/egress1 serviceaccount/egress2 \
+      networkpolicy/egress-from-client-only networkpolicy/demo-client-registry \
+      wasmplugin/tcpsteer envoyfilter/tcpsteer-port80
+    return
+  fi
+  # The gateway variant's namespaces go whole.
+  run kubectl delete namespace --ignore-not-found "$GATEWAY_NAMESPACE" "$INTERNET_NAMESPACE"
   local gone=()
   [ "$plugin" = envoyfilter ] || gone+=(envoyfilter/tcpsteer)
   [ "$plugin" = envoyfilter ] && gone+=(wasmplugin/tcpsteer)
@@ -203,6 +225,7 @@ remove_other_modes() {
 }
 
 cmd_up() {
+  egress_given=1  # the verify at the end checks what this run installed
   check_tools
   cd "$repo"
   banner "building the module and the images"
@@ -229,23 +252,31 @@ cmd_up() {
   kind_load "tcpsteer/egress-server:$IMAGE_TAG"
   kind_load "tcpsteer/demo-client:$IMAGE_TAG"
 
-  banner "namespace $NAMESPACE"
-  apply_file deploy/k8s/base/00-namespace.yaml
+  banner "namespace $NAMESPACE$([ "$egress_mode" = gateways ] && echo ", $GATEWAY_NAMESPACE and $INTERNET_NAMESPACE")"
+  apply_file deploy/k8s/client/00-namespace.yaml
+  [ "$egress_mode" = gateways ] && apply_file deploy/k8s/gateways/05-namespaces.yaml
   make_certificates
-  banner "secrets and ConfigMaps: TLS for the egress servers, the CA for the client, the module for istio-proxy"
+  banner "secrets and ConfigMaps: TLS for the $([ "$egress_mode" = gateways ] && echo "external stand-in" || echo "egress servers"), the CA for the client, the module for istio-proxy"
+  # The certificate for the external host belongs to whoever answers as it: egress1/egress2 in the
+  # stand-in variant, the stand-in behind the gateways in the gateway variant.
+  local tls_namespace=$NAMESPACE
+  [ "$egress_mode" = gateways ] && tls_namespace=$INTERNET_NAMESPACE
   # Server-side apply: a client-side apply would copy the module into the last-applied-configuration
   # annotation (256 KiB at most), so a module over about 190 KB could not be applied.
-  run_pipe "kubectl -n $NAMESPACE create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+  run_pipe "kubectl -n $tls_namespace create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
   run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
   run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
 
   # The filter's configuration goes in before the client starts: with holdApplicationUntilProxyStarts
   # the client's first request waits for a sidecar that already has the filter, so no early answer
   # comes from the unfiltered default route.
+  if [ "$egress_mode" = gateways ]; then
+    up_gateways
+    return
+  fi
   banner "manifests: egress and ServiceEntry, the filter ($plugin)$( ((port80)) && echo ' and the port-80 override'), then the client"
-  local file client_manifest=deploy/k8s/base/30-demo-client.yaml
+  local file client_manifest=deploy/k8s/client/30-demo-client.yaml
   for file in deploy/k8s/base/[0-9]*.yaml; do  # the manifests, not kustomization.yaml
-    [[ $file == *demo-client* ]] && continue
     if [[ $file == *networkpolicy* ]] && ! ((network_policies)); then echo "skipping $file (--no-network-policies)"; continue; fi
     apply_file "$file"
   done
@@ -269,6 +300,25 @@ cmd_up() {
   for deployment in egress1 egress2 demo-client; do
     run kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
   done
+  cmd_verify
+}
+
+# The gateway variant, from deploy/k8s/gateways as kustomize renders it (its client makes HTTPS
+# requests only). Everything goes in at once; the restart below makes every pod start after the
+# filter, the routes and the policies exist.
+up_gateways() {
+  banner "manifests: the egress gateways, their Gateway/VirtualService/DestinationRules, the ServiceEntry, the stand-in in $INTERNET_NAMESPACE, the policies, the filter and the client"
+  remove_other_modes
+  run_pipe "kubectl kustomize deploy/k8s/gateways > '$work/gateways.yaml'"
+  apply_file "$work/gateways.yaml"
+  run kubectl -n "$GATEWAY_NAMESPACE" rollout restart deployment/egress1 deployment/egress2
+  run kubectl -n "$INTERNET_NAMESPACE" rollout restart deployment/standin
+  run kubectl -n "$NAMESPACE" rollout restart deployment/demo-client
+  banner "waiting for rollouts"
+  run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress1 --timeout=300s
+  run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress2 --timeout=300s
+  run kubectl -n "$INTERNET_NAMESPACE" rollout status deployment/standin --timeout=300s
+  run kubectl -n "$NAMESPACE" rollout status deployment/demo-client --timeout=300s
   cmd_verify
 }
 
@@ -304,23 +354,145 @@ check_logs() {
     http=$(jq -rR 'fromjson? | select(.scheme == "http" and .ok == true) | .egress' "$client" | sort | uniq -c | xargs)
     echo "  info http: ${http:-no answers} (port 80 goes through the HTTP connection manager, not the filter; --port80 changes that)"
   fi
-  local lines targets
-  lines=$(grep -F "[TCP WASM] new connection src=$ip:" "$proxy" || true)
-  targets=$(grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | sort | uniq -c | xargs || true)
-  if [ -z "$lines" ]; then
-    echo "  FAIL filter: no '[TCP WASM] new connection src=$ip:' line in istio-proxy's log (see docs/istio.md#troubleshooting)"; ok=1
-  elif grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | grep -qvx "target=$expected"; then
-    echo "  FAIL filter: decisions $targets, expected only target=$expected"; ok=1
-  else
-    echo "  ok   filter: $(wc -l <<<"$lines") decision line(s), $targets"
-  fi
-  if ((port80)) && ! grep -qE ' dst=[^ ]*:80 .*target=' <<<"$lines"; then
+  check_filter_lines "$ip" "$proxy" "$expected" || ok=1
+  if ((port80)) && ! grep -F "[TCP WASM] new connection src=$ip:" "$proxy" | grep -qE ' dst=[^ ]*:80 .*target='; then
     echo "  FAIL filter: no decision for a port-80 connection (is port80/55-envoyfilter-port80.yaml applied?)"; ok=1
   fi
   return "$ok"
 }
 
+# check_filter_lines IP PROXY-LOG EXPECTED: the filter's decision lines for this source name only EXPECTED.
+check_filter_lines() {
+  local ip=$1 proxy=$2 expected=$3 lines targets
+  lines=$(grep -F "[TCP WASM] new connection src=$ip:" "$proxy" || true)
+  targets=$(grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | sort | uniq -c | xargs || true)
+  if [ -z "$lines" ]; then
+    echo "  FAIL filter: no '[TCP WASM] new connection src=$ip:' line in istio-proxy's log (see docs/istio.md#troubleshooting)"; return 1
+  elif grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | grep -qvx "target=$expected"; then
+    echo "  FAIL filter: decisions $targets, expected only target=$expected"; return 1
+  fi
+  echo "  ok   filter: $(wc -l <<<"$lines") decision line(s), $targets"
+}
+
+# check_gateway_logs POD IP CLIENT-LOG PROXY-LOG GATEWAY1-IPS GATEWAY2-IPS: every HTTPS answer came
+# from the external stand-in (so the client verified the stand-in's own certificate: it runs without
+# --insecure), which saw the pod address of the gateway the rule picks; the filter chose that gateway.
+check_gateway_logs() {
+  local pod=$1 ip=$2 client=$3 proxy=$4 expected want_ips ok=0
+  expected=$(expected_egress "$ip")
+  if [ "$expected" = egress1 ]; then want_ips=$5; else want_ips=$6; fi
+  echo "pod $pod ip $ip: last octet ${ip##*.} -> expected gateway $expected (pod address ${want_ips:-unknown})"
+  local answers seen wrong others errors
+  answers=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == true) | .egress' "$client" | wc -l)
+  seen=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == true) | .seen_as | sub(":[0-9]+$"; "")' "$client")
+  wrong=$(while read -r address; do
+    if [ -n "$address" ] && [[ " $want_ips " != *" $address "* ]]; then echo "$address"; fi
+  done <<<"$seen" | sort | uniq -c | xargs)
+  others=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == true and .egress != "external") | .egress' "$client" | sort | uniq -c | xargs)
+  errors=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == false) | .error' "$client" | sort | uniq -c | head -3 | xargs)
+  if ((answers == 0)); then
+    echo "  FAIL https: no answer in the client's log${errors:+ (errors: $errors)}"; ok=1
+  elif [ -n "$others" ]; then
+    echo "  FAIL https: answers from $others, not from the external stand-in (was a gateway terminating TLS?)"; ok=1
+  elif [ -n "$wrong" ]; then
+    echo "  FAIL https: the stand-in saw $wrong, not $expected's pod address $want_ips"; ok=1
+  else
+    echo "  ok   https: $answers answers from the external stand-in (certificate verified), which saw $(sort <<<"$seen" | uniq -c | xargs) = $expected"
+  fi
+  check_filter_lines "$ip" "$proxy" "$expected" || ok=1
+  return "$ok"
+}
+
+# Gateway pod addresses of deployment NAME (running, not being replaced), space separated.
+gateway_ips() {
+  kubectl -n "$GATEWAY_NAMESPACE" get pods -l "istio=$1" --field-selector=status.phase=Running -o json |
+    jq -r '[.items[] | select(.metadata.deletionTimestamp == null) | .status.podIP] | join(" ")'
+}
+
+# In-cluster checks of the gateway variant beyond the logs: what the gateways refuse and what the
+# policies block, from inside a client pod with the client's own binary.
+verify_gateway_refusals() {
+  local pod=$1 failed=0 standin
+  if kubectl -n "$NAMESPACE" exec "$pod" -c demo-client -- /usr/local/bin/demo-client --target=other.tcpsteer.example \
+      --connect-to=198.18.0.10 --schemes=https --once --insecure --timeout-ms=5000 >/dev/null 2>&1; then
+    echo "  FAIL gateway: other.tcpsteer.example was let through (the Gateway hosts are the allow-list)"; failed=1
+  else
+    echo "  ok   gateway: other.tcpsteer.example refused (no filter chain for that SNI: NR in the gateway's log)"
+  fi
+  standin=$(kubectl -n "$INTERNET_NAMESPACE" get pods -l app=standin -o jsonpath='{.items[0].status.podIP}')
+  if [ -n "$standin" ] && kubectl -n "$NAMESPACE" exec "$pod" -c demo-client -- /usr/local/bin/demo-client \
+      --target="$standin" --https-port=8443 --schemes=https --once --insecure --timeout-ms=5000 >/dev/null 2>&1; then
+    echo "  FAIL policy: the client reached the stand-in $standin directly"; failed=1
+  else
+    echo "  ok   policy: the client cannot reach the stand-in ${standin:-?} directly"
+  fi
+  return "$failed"
+}
+
+cmd_verify_gateways() {
+  if [ -n "$pod_ip" ]; then  # offline: check given logs
+    if [ ! -r "$client_log" ] || [ ! -r "$proxy_log" ] || [ -z "$gateway1_ips" ] || [ -z "$gateway2_ips" ]; then
+      die "--egress gateways --pod-ip needs --client-log FILE, --proxy-log FILE, --gateway1-ips and --gateway2-ips"
+    fi
+    check_gateway_logs "(logs)" "$pod_ip" "$client_log" "$proxy_log" "$gateway1_ips" "$gateway2_ips"
+    return
+  fi
+  banner "verify: each client pod left through the gateway the even/odd rule picks, to the external stand-in"
+  if ((dry_run)); then
+    run kubectl -n "$GATEWAY_NAMESPACE" get pods -l istio=egress1 --field-selector=status.phase=Running -o json
+    run kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json
+    run kubectl -n "$NAMESPACE" logs POD -c demo-client --since=10m
+    run kubectl -n "$NAMESPACE" logs POD -c istio-proxy --since=10m
+    run kubectl -n "$GATEWAY_NAMESPACE" logs deployment/egress1 -c istio-proxy --since=10m
+    run kubectl -n "$NAMESPACE" exec POD -c demo-client -- /usr/local/bin/demo-client --target=other.tcpsteer.example --connect-to=198.18.0.10
+    return 0
+  fi
+  local gw1 gw2 pods failed=0 name ip attempt expected
+  gw1=$(gateway_ips egress1)
+  gw2=$(gateway_ips egress2)
+  if [ -z "$gw1" ] || [ -z "$gw2" ]; then
+    die "no running gateway pod (egress1: '${gw1}', egress2: '${gw2}'): kubectl -n $GATEWAY_NAMESPACE get pods"
+  fi
+  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
+    jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')
+  [ -n "$pods" ] || die "no running demo-client pod in namespace $NAMESPACE (kubectl -n $NAMESPACE get pods)"
+  while read -r name ip; do
+    for attempt in 1 2 3 4 5 6; do
+      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log" || true
+      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log" || true
+      if check_gateway_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" "$gw1" "$gw2" >"$work/result" 2>&1; then break; fi
+      ((attempt < 6)) && sleep 5
+    done
+    cat "$work/result"
+    grep -q FAIL "$work/result" && failed=1
+    # The gateway's side (needs access logging: the demo profile writes it to stdout): the client pod
+    # as downstream peer of the passthrough cluster, with its SNI.
+    expected=$(expected_egress "$ip")
+    if kubectl -n "$GATEWAY_NAMESPACE" logs "deployment/$expected" -c istio-proxy --since=10m 2>/dev/null |
+        grep -F 'outbound|443||api.tcpsteer.example' | grep -F " $ip:" | grep -qF ' api.tcpsteer.example'; then
+      echo "  ok   $expected access log: connections from $ip to outbound|443||api.tcpsteer.example by SNI"
+    else
+      echo "  info $expected access log: no line for $ip (is access logging on? meshConfig.accessLogFile=/dev/stdout)"
+    fi
+  done <<<"$pods"
+  verify_gateway_refusals "${pods%% *}" || failed=1
+  if ((failed)); then
+    echo; echo "verify: FAILED. Next: scripts/inspect-chains.sh --gateway deploy/egress1 (the gateway's chains) and docs/istio.md#egress-gateways"
+    return 1
+  fi
+  echo; echo "verify: every client pod left through the gateway the rule picks"
+}
+
 cmd_verify() {
+  # `verify` on its own follows what `up` installed: the gateway variant has its own namespace.
+  if ((!egress_given)) && [ -z "$pod_ip" ] && ! ((dry_run)) &&
+    [ "$(kubectl get namespace "$GATEWAY_NAMESPACE" -o jsonpath='{.status.phase}' 2>/dev/null)" = Active ]; then
+    egress_mode=gateways
+  fi
+  if [ "$egress_mode" = gateways ]; then
+    cmd_verify_gateways
+    return
+  fi
   if [ -n "$pod_ip" ]; then  # offline: check given logs
     if [ ! -r "$client_log" ] || [ ! -r "$proxy_log" ]; then
       die "--pod-ip needs --client-log FILE and --proxy-log FILE (files that exist)"
@@ -380,8 +552,12 @@ shift
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
-    --plugin) plugin=${2:?--plugin needs envoyfilter, wasmplugin or wasmplugin-oci}; shift ;;
-    --plugin=*) plugin=${1#*=} ;;
+    --egress) egress_mode=${2:?--egress needs standins or gateways}; egress_given=1; shift ;;
+    --egress=*) egress_mode=${1#*=}; egress_given=1 ;;
+    --plugin) plugin=${2:?--plugin needs envoyfilter, wasmplugin or wasmplugin-oci}; plugin_given=1; shift ;;
+    --plugin=*) plugin=${1#*=}; plugin_given=1 ;;
+    --gateway1-ips) gateway1_ips=${2:?}; shift ;;
+    --gateway2-ips) gateway2_ips=${2:?}; shift ;;
     --port80) port80=1 ;;
     --no-network-policies) network_policies=0 ;;
     --module-build) module_build=${2:?--module-build needs native or docker}; shift ;;
@@ -396,6 +572,16 @@ done
 case $plugin in
   envoyfilter|wasmplugin|wasmplugin-oci) ;;
   *) die "--plugin must be envoyfilter, wasmplugin or wasmplugin-oci, not '$plugin'" ;;
+esac
+case $egress_mode in
+  standins) ;;
+  gateways)
+    # The gateway variant is one set: the EnvoyFilter on the TLS port, with its policies.
+    if ((plugin_given)) && [ "$plugin" != envoyfilter ]; then die "--egress gateways installs the filter with the EnvoyFilter; --plugin $plugin is for the stand-ins"; fi
+    if ((port80)); then die "--egress gateways carries TLS only; --port80 is for the stand-ins"; fi
+    if ! ((network_policies)); then die "--egress gateways relies on its NetworkPolicies (only the gateways may leave); --no-network-policies is for the stand-ins"; fi
+    ;;
+  *) die "--egress must be standins or gateways, not '$egress_mode'" ;;
 esac
 if [ -z "$module_build" ]; then
   if command -v apt-get >/dev/null 2>&1; then module_build=native; else module_build=docker; fi

@@ -34,12 +34,14 @@ class Attempt {
                     : scheme_ == "raw"
                         ? (options_.raw_port != 0 ? options_.raw_port : options_.http_port)
                         : options_.http_port;
-    stage_ = "resolving " + options_.target;
+    const std::string& dial =
+        options_.connect_address.empty() ? options_.target : options_.connect_address;
+    stage_ = "resolving " + dial;
     tcp::resolver resolver(io);
     auto [resolve_ec, results] =
-        co_await resolver.async_resolve(options_.target, std::to_string(port), kNoThrow);
+        co_await resolver.async_resolve(dial, std::to_string(port), kNoThrow);
     if (resolve_ec) {
-      fail("DNS lookup of " + options_.target + " failed: " + resolve_ec.message());
+      fail("DNS lookup of " + dial + " failed: " + resolve_ec.message());
       co_return;
     }
     beast::tcp_stream stream(io);
@@ -152,6 +154,7 @@ class Attempt {
     auto& response = parser.get();
     out_.status = response.result_int();
     out_.egress = std::string(response["x-egress"]);
+    out_.seen_as = std::string(response["x-egress-peer"]);
     if (out_.egress.empty()) out_.egress = egressFromBody(response.body());
     out_.ok = true;
   }

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/ip/address_v6.hpp>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -115,7 +116,17 @@ int main(int argc, char** argv) {
   app.add_option("--expect", expect, "exit 3 if any answer comes from another egress")
       ->check(CLI::IsMember({"egress1", "egress2"}));
   app.add_flag("--json", json, "one JSON object per exchange instead of text");
-  app.add_option("--bind", options.bind_address, "local source address, e.g. 127.0.0.10");
+  app.add_option("--bind", options.bind_address, "local source address, e.g. 127.0.0.10")
+      ->check(CLI::ValidIPV4 | CLI::Validator(
+                                   [](std::string& text) -> std::string {
+                                     boost::system::error_code ec;
+                                     boost::asio::ip::make_address_v6(text, ec);
+                                     return ec ? "not an IPv4 or IPv6 address" : "";
+                                   },
+                                   "IPv6"));
+  app.add_option("--connect-to", options.connect_address,
+                 "dial this host or address instead of --target (Host and SNI stay --target)")
+      ->check(onTheWire);
   app.add_option("--ca", options.ca_file, "PEM file of an extra trusted CA/certificate")
       ->check(CLI::ExistingFile);
   app.add_flag("--insecure", options.insecure, "do not verify the server certificate");
@@ -150,14 +161,16 @@ int main(int argc, char** argv) {
       if (json) {
         nlohmann::json line = {{"scheme", exchange.scheme},         {"ok", exchange.ok},
                                {"status", exchange.status},         {"egress", exchange.egress},
-                               {"latency_ms", exchange.latency_ms}, {"peer", exchange.peer}};
+                               {"latency_ms", exchange.latency_ms}, {"peer", exchange.peer},
+                               {"seen_as", exchange.seen_as}};
         if (!exchange.ok) line["error"] = exchange.error;
         std::cout << line.dump() << '\n'
                   << std::flush;  // one line at a time: logs and tests read it live
       } else if (exchange.ok) {
-        std::printf("%-5s %-10s %3d  %7.1f ms  %s\n", exchange.scheme.c_str(),
+        std::printf("%-5s %-10s %3d  %7.1f ms  %s%s%s\n", exchange.scheme.c_str(),
                     exchange.egress.empty() ? "unknown" : exchange.egress.c_str(), exchange.status,
-                    exchange.latency_ms, exchange.peer.c_str());
+                    exchange.latency_ms, exchange.peer.c_str(),
+                    exchange.seen_as.empty() ? "" : "  seen as ", exchange.seen_as.c_str());
         std::fflush(stdout);
       } else {
         std::printf("%-5s error: %s\n", exchange.scheme.c_str(), exchange.error.c_str());

@@ -84,6 +84,16 @@ out=$("$client" --once --target 127.0.0.1 --path $'/a\r\nX-Injected: yes' 2>&1);
 out=$("$client" --once --target $'127.0.0.1\r\nX: y' 2>&1); code=$?
 [ $code -eq 2 ]; check client-refuses-crlf-target $?
 "$client" --once --path nowhere >/dev/null 2>&1; [ $? -eq 2 ]; check client-path-must-start-with-slash $?
+# --connect-to dials another address while Host and SNI stay the target (a name no DNS knows here),
+# and every line says which address the server saw (--bind's).
+out=$("$client" --target api.tcpsteer.example --connect-to 127.0.0.1 --http-port "$port_http" --https-port "$port_tls" \
+  --bind 127.0.0.45 --insecure --once --json)
+[ "$(jq -rs '[.[] | select(.scheme) | .ok, (.seen_as | startswith("127.0.0.45:"))] | all' <<<"$out")" = true ] &&
+  grep -q '"host":"api.tcpsteer.example"' "$work/server1.log" && grep -q '"sni":"api.tcpsteer.example"' "$work/server1.log"
+check client-connect-to-keeps-host-and-sni $?
+"$client" --once --bind not-an-address >"$work/bind.out" 2>&1
+[ $? -eq 2 ] && grep -q -- "--bind" "$work/bind.out"; check client-refuses-bad-bind-address $?
+"$client" --once --connect-to $'127.0.0.1\r\nX: y' >/dev/null 2>&1; [ $? -eq 2 ]; check client-refuses-crlf-connect-to $?
 # The README's command line: --schemes takes the comma form too.
 "$client" --target 127.0.0.1 --http-port "$port_http" --raw-port "$port_http" --schemes http,raw --once \
   --expect egress1 >"$work/comma.out"

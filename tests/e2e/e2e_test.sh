@@ -167,6 +167,10 @@ stop_proxy
 PORT_BASE=$(port 40) BUILD_DIR=$build bash "$root/scripts/demo.sh" >"$work/demo.out" 2>&1
 code=$?
 [ $code -eq 0 ] && grep -q "every connection went where the filter's rule says" "$work/demo.out"; check demo $?
+# The gateway scenario's rows: each source left through its gateway's address, the other name refused.
+grep -Eq '^127\.0\.0\.10 +egress_gateway1 +1 +127\.0\.0\.21 +ok$' "$work/demo.out" &&
+  grep -Eq '^127\.0\.0\.11 +egress_gateway2 +2 +127\.0\.0\.22 +ok$' "$work/demo.out" &&
+  grep -q 'ok: other.tcpsteer.example refused' "$work/demo.out"; check demo-gateways $?
 [ $code -eq 0 ] || cat "$work/demo.out"
 
 finish e2e

@@ -77,4 +77,18 @@ inspect "$work/usage" 2 &&
   grep -q "inspect-chains.sh POD \[PORT\]" "$work/usage"
 check no-arguments-prints-usage $?
 
+# --gateway: an egress gateway's passthrough chain, its SNI allow-list and how the cluster resolves;
+# a chain that terminates TLS and a gateway without a chain (no bound route) are problems.
+inspect "$work/gw" 0 --gateway --file "$fixtures/gateway-passthrough.json" &&
+  grep -q "^0.0.0.0_8443  \[chain\] port=8443 sni=api.tcpsteer.example$" "$work/gw" &&
+  grep -q "cluster outbound|443||api.tcpsteer.example: STRICT_DNS standin.internet.svc.cluster.local:8443" "$work/gw" &&
+  grep -q "=> ok: TLS passthrough by SNI" "$work/gw"
+check gateway-passthrough $?
+inspect "$work/gw-tls" 1 --gateway --file "$fixtures/gateway-terminating.json" &&
+  grep -q "=> PROBLEM: this chain terminates TLS" "$work/gw-tls" && ! grep -q "no TLS passthrough chain" "$work/gw-tls"
+check gateway-terminating-tls-exit-1 $?
+inspect "$work/gw-none" 1 --gateway --file "$fixtures/gateway-no-route.json" &&
+  grep -q "no TLS passthrough chain: is the Gateway's VirtualService" "$work/gw-none"
+check gateway-without-route-exit-1 $?
+
 finish inspect-chains.sh

@@ -36,7 +36,7 @@ in_order "$work/up.txt" \
   "+ kubectl -n istio-system rollout status deployment/istiod" \
   "+ docker save tcpsteer/egress-server:0.1.0 -o" "egress-server.tar --name tcpsteer" \
   "+ docker save tcpsteer/demo-client:0.1.0 -o" "demo-client.tar --name tcpsteer" \
-  "+ kubectl apply -f deploy/k8s/base/00-namespace.yaml" \
+  "+ kubectl apply -f deploy/k8s/client/00-namespace.yaml" \
   "+ openssl req -x509" \
   "create secret tls egress-tls" \
   "create configmap demo-ca --from-file=ca.crt=" \
@@ -46,7 +46,7 @@ in_order "$work/up.txt" \
   "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" \
   "+ kubectl -n tcpsteer delete --ignore-not-found wasmplugin/tcpsteer networkpolicy/demo-client-registry envoyfilter/tcpsteer-port80" \
   "+ kubectl apply -f deploy/k8s/envoyfilter/50-envoyfilter.yaml" \
-  "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" \
+  "+ kubectl apply -f deploy/k8s/client/30-demo-client.yaml" \
   "+ kubectl -n tcpsteer rollout restart deployment/egress1 deployment/egress2 deployment/demo-client" \
   "+ kubectl -n tcpsteer rollout status deployment/egress1" \
   "+ kubectl -n tcpsteer rollout status deployment/demo-client" \
@@ -61,7 +61,7 @@ grep -v -- "delete --ignore-not-found" "$work/up.txt" | grep -qE '^\+ .*(wasmplu
 bash "$script" up --dry-run --plugin wasmplugin --port80 --no-network-policies >"$work/up2.txt" 2>&1
 in_order "$work/up2.txt" "+ kubectl apply -f deploy/k8s/base/20-serviceentry.yaml" \
   "+ kubectl apply -f deploy/k8s/port80/20-serviceentry.yaml" "+ kubectl apply -f deploy/k8s/port80/55-envoyfilter-port80.yaml" \
-  "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" "+ kubectl apply -f deploy/k8s/base/30-demo-client.yaml" &&
+  "+ kubectl apply -f deploy/k8s/wasmplugin/50-wasmplugin.yaml" "+ kubectl apply -f deploy/k8s/client/30-demo-client.yaml" &&
   ! grep -q "+ kubectl apply -f deploy/k8s/base/40-networkpolicy.yaml" "$work/up2.txt" &&
   ! grep -q "envoyfilter/50-envoyfilter.yaml" "$work/up2.txt" &&
   in_order "$work/up2.txt" "+ kubectl -n tcpsteer delete --ignore-not-found envoyfilter/tcpsteer networkpolicy/demo-client-registry networkpolicy/demo-client-egress networkpolicy/egress-from-client-only" \
@@ -128,7 +128,42 @@ while IFS='|' read -r name flags verify; do
     echo "  mode $name:"; tail -3 "$work/ci-$name.txt"; ok=1
   fi
 done <<<"$modes"
-[ "$(wc -l <<<"$modes")" -eq 4 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
+[ "$(wc -l <<<"$modes")" -eq 5 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
+
+# The gateway variant: its namespaces, the TLS secret in internet, the stand-ins removed, the kustomize
+# rendering applied, every rollout, then its own verify.
+bash "$script" up --dry-run --egress gateways >"$work/gw.txt" 2>&1
+in_order "$work/gw.txt" \
+  "+ kubectl apply -f deploy/k8s/client/00-namespace.yaml" \
+  "+ kubectl apply -f deploy/k8s/gateways/05-namespaces.yaml" \
+  "+ kubectl -n internet create secret tls egress-tls" \
+  "+ kubectl -n tcpsteer create configmap tcpsteer-wasm" \
+  "+ kubectl -n tcpsteer delete --ignore-not-found deployment/egress1 deployment/egress2 service/egress1 service/egress2" \
+  "+ kubectl kustomize deploy/k8s/gateways >" "+ kubectl apply -f" \
+  "+ kubectl -n tcpsteer-egress rollout restart deployment/egress1 deployment/egress2" \
+  "+ kubectl -n tcpsteer-egress rollout status deployment/egress2" \
+  "+ kubectl -n internet rollout status deployment/standin" \
+  "+ kubectl -n tcpsteer rollout status deployment/demo-client" \
+  "+ kubectl -n tcpsteer-egress get pods -l istio=egress1" \
+  "+ kubectl -n tcpsteer exec POD -c demo-client -- /usr/local/bin/demo-client --target=other.tcpsteer.example"
+check dry-run-gateways $?
+! grep -qE '^\+ kubectl apply -f deploy/k8s/(base|envoyfilter)/' "$work/gw.txt"; check dry-run-gateways-no-standins $?
+# The stand-in variant removes the gateway variant's namespaces.
+grep -q "^+ kubectl delete namespace --ignore-not-found tcpsteer-egress internet$" "$work/up.txt"
+check dry-run-standins-remove-gateway-namespaces $?
+refused=0
+for combo in "--plugin wasmplugin" "--port80" "--no-network-policies"; do
+  # shellcheck disable=SC2086  # the flags are words
+  bash "$script" up --dry-run --egress gateways $combo >"$work/gw-bad.txt" 2>&1
+  if [ $? -eq 1 ] && grep -q "kind-demo: --egress gateways" "$work/gw-bad.txt"; then
+    refused=$((refused + 1))
+  else
+    echo "  accepted: $combo"
+  fi
+done
+[ "$refused" -eq 3 ]; check gateways-refuse-standin-options $?
+bash "$script" up --dry-run --egress proxies >"$work/gw-bad2.txt" 2>&1
+[ $? -eq 1 ] && grep -q "egress must be standins or gateways, not 'proxies'" "$work/gw-bad2.txt"; check bad-egress-exit-1 $?
 
 # --- the OCI path with stand-in tools --------------------------------------------------------------------
 # docker, kind, kubectl, istioctl and make replaced by scripts that log their arguments and answer what
@@ -238,5 +273,34 @@ check verify-port80-ok $?
 bash "$script" verify --pod-ip 10.244.0.12 --client-log "$work/empty.log" --proxy-log "$work/proxy-even.log" >"$work/v7.txt" 2>&1
 [ $? -eq 1 ] && grep -q "FAIL https: no answer in the client's log" "$work/v7.txt"
 check verify-no-answers-fails $?
+
+# --- verify of the gateway variant on real logs -------------------------------------------------------
+# The client's lines: the real demo-client against the real egress-server named external, from a
+# "gateway" address (127.0.0.21), so the server reports that address as the peer it saw; the filter's
+# lines: the real module with the gateway EnvoyFilter's configuration.
+start_egress_server "$server" external "$work/external.log"
+"$client" --target 127.0.0.1 --https-port "$port_tls" --bind 127.0.0.21 --schemes https --insecure --json --count 3 \
+  --interval-ms 10 >"$work/client-gw.log"
+proxy_log 10.244.0.12 443 "$work/proxy-gw-even.log" gateways/60-envoyfilter.yaml
+proxy_log 10.244.0.13 443 "$work/proxy-gw-odd.log" gateways/60-envoyfilter.yaml
+grep -q "target=egress1 cluster=outbound|443||egress1.tcpsteer-egress.svc.cluster.local" "$work/proxy-gw-even.log"
+check gateway-module-log-lines $?
+bash "$script" verify --egress gateways --pod-ip 10.244.0.12 --client-log "$work/client-gw.log" --proxy-log "$work/proxy-gw-even.log" \
+  --gateway1-ips "10.244.0.31 127.0.0.21" --gateway2-ips 10.244.0.32 >"$work/g1.txt" 2>&1 &&
+  grep -q "ok   https: 3 answers from the external stand-in (certificate verified), which saw 3 127.0.0.21 = egress1" "$work/g1.txt" &&
+  grep -q "ok   filter: 2 decision line(s), 2 target=egress1" "$work/g1.txt"
+check verify-gateways-even-pod-ok $?
+bash "$script" verify --egress gateways --pod-ip 10.244.0.13 --client-log "$work/client-gw.log" --proxy-log "$work/proxy-gw-odd.log" \
+  --gateway1-ips 127.0.0.21 --gateway2-ips 10.244.0.32 >"$work/g2.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL https: the stand-in saw 3 127.0.0.21, not egress2's pod address 10.244.0.32" "$work/g2.txt"
+check verify-gateways-wrong-gateway-fails $?
+bash "$script" verify --egress gateways --pod-ip 10.244.0.12 --client-log "$work/client-egress1.log" --proxy-log "$work/proxy-gw-even.log" \
+  --gateway1-ips 127.0.0.1 --gateway2-ips 10.244.0.32 >"$work/g3.txt" 2>&1
+[ $? -eq 1 ] && grep -q "FAIL https: answers from 3 egress1, not from the external stand-in" "$work/g3.txt"
+check verify-gateways-answer-not-from-external-fails $?
+bash "$script" verify --egress gateways --pod-ip 10.244.0.12 --client-log "$work/client-gw.log" --proxy-log "$work/proxy-gw-even.log" \
+  >"$work/g4.txt" 2>&1
+[ $? -eq 1 ] && grep -q "needs --client-log FILE, --proxy-log FILE, --gateway1-ips and --gateway2-ips" "$work/g4.txt"
+check verify-gateways-offline-needs-addresses $?
 
 finish kind-demo.sh

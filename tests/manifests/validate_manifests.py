@@ -38,6 +38,9 @@ SCHEMAS = {
     ("networking.istio.io/v1beta1", "ServiceEntry"):
         "istio/v1.30.3/networking.istio.io/serviceentry_v1beta1.json",
     ("networking.istio.io/v1", "ServiceEntry"): "istio/v1.30.3/networking.istio.io/serviceentry_v1.json",
+    ("networking.istio.io/v1", "Gateway"): "istio/v1.30.3/networking.istio.io/gateway_v1.json",
+    ("networking.istio.io/v1", "VirtualService"): "istio/v1.30.3/networking.istio.io/virtualservice_v1.json",
+    ("networking.istio.io/v1", "DestinationRule"): "istio/v1.30.3/networking.istio.io/destinationrule_v1.json",
     ("networking.istio.io/v1alpha3", "EnvoyFilter"):
         "istio/v1.30.3/networking.istio.io/envoyfilter_v1alpha3.json",
     ("extensions.istio.io/v1alpha1", "WasmPlugin"):
@@ -45,9 +48,13 @@ SCHEMAS = {
     ("kind.x-k8s.io/v1alpha4", "Cluster"): "kind/v0.32.0/kind.x-k8s.io/cluster_v1alpha4.json",
 }
 ENVOY_WASM_SCHEMA = "envoy/data-plane-api-84e8436/network-filter-wasm.json"
-# Folders applied on top of base/, and which of them can be combined (port80 overlays any plugin set).
+# The stand-in variant is client/ + base/ + one plugin set (+ port80, which overlays any of them); the
+# gateway variant is client/ + gateways/.
 PLUGIN_SETS = ["envoyfilter", "wasmplugin", "wasmplugin-oci"]
 OVERLAY_SETS = ["port80"]
+GATEWAY_NAMESPACE = "tcpsteer-egress"
+INTERNET_NAMESPACE = "internet"
+GATEWAY_ROLE = ("tcpsteer.example/role", "egress-gateway")
 CLUSTER_RE = re.compile(r"^outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$")
 
 
@@ -86,14 +93,15 @@ def load_docs(repo):
                     docs[folder.name].append(Doc(str(path.relative_to(repo)), index, body))
     kind_path = repo / "deploy" / "kind" / "cluster.yaml"
     docs["kind"] = [Doc(str(kind_path.relative_to(repo)), 0, yaml.safe_load(kind_path.read_text()))]
-    envoy_path = repo / "deploy" / "envoy" / "envoy.yaml"
-    docs["envoy"] = [Doc(str(envoy_path.relative_to(repo)), 0, yaml.safe_load(envoy_path.read_text()))]
+    docs["envoy"] = [Doc(str(path.relative_to(repo)), 0, yaml.safe_load(path.read_text()))
+                     for path in sorted((repo / "deploy" / "envoy").glob("*.yaml"))]
     return docs
 
 
 class Checker:
-    def __init__(self, repo, schema_dir, host=None, module=None):
+    def __init__(self, repo, schema_dir, host=None, module=None, kubectl=None):
         self.repo, self.schema_dir, self.host, self.module = repo, schema_dir, host, module
+        self.kubectl = kubectl
         self.errors = []
         self._schemas = {}
         self._host_runs = {}
@@ -111,6 +119,7 @@ class Checker:
         """The standalone envoy.yaml: each wasm filter against Envoy's schema, its module path, its
         configuration in the real module."""
         listeners = doc.body.get("static_resources", {}).get("listeners", [])
+        clusters = [c.get("name") for c in doc.body.get("static_resources", {}).get("clusters", [])]
         wasm_filters = 0
         for listener in listeners:
             for chain in listener.get("filter_chains", []):
@@ -129,16 +138,18 @@ class Checker:
                         self.error(where, f"module {filename!r} is not the one make wasm builds")
                     value = config.get("configuration", {}).get("value", "")
                     if self.host and self.module:
-                        run = self.run_host(["replay", self.module, "--config", value,
-                                             "--conn", "127.0.0.10:1,127.0.0.1:10443"])
-                        if run.returncode != 0 or '"cluster":"egress1"' not in run.stdout:
-                            self.error(where, f"tcpsteer.wasm does not route an even source to egress1 with "
-                                       f"configuration {value!r}")
+                        # The first cluster is the even sources' (egress1, egress_gateway1), the second the odd ones'.
+                        for source, cluster in zip(["127.0.0.10", "127.0.0.11"], clusters):
+                            run = self.run_host(["replay", self.module, "--config", value,
+                                                 "--conn", f"{source}:1,127.0.0.1:10443"])
+                            if run.returncode != 0 or f'"cluster":"{cluster}"' not in run.stdout:
+                                self.error(where, f"tcpsteer.wasm does not route {source} to {cluster} with "
+                                           f"configuration {value!r}")
         if wasm_filters == 0:
             self.error(doc.where, "no envoy.filters.network.wasm filter")
 
     def validate_schema(self, doc):
-        if doc.path.endswith("envoy/envoy.yaml"):
+        if doc.path.startswith("deploy/envoy/"):
             self.validate_envoy_bootstrap(doc)
             return
         body = doc.body
@@ -246,6 +257,247 @@ class Checker:
             selector = doc.body["spec"].get("podSelector", {})
             if not any(selector_matches(selector, pod_labels(d)) for d in deployments):
                 self.error(doc.where, f"podSelector {selector} selects no pod of the demo")
+
+    # ---- 2b. the gateway variant ----------------------------------------------------------------
+    def check_gateway_set(self, docs):
+        """client/ + gateways/: the filter's targets are the two gateways' clusters; each gateway has a
+        Service, a PASSTHROUGH Gateway for the external host and a plain-TCP hop; the VirtualService
+        is bound to the gateways only; the ServiceEntry resolves the host for the gateways; the
+        policies let the client reach only the gateways and only the gateways reach the internet."""
+        where = "[client+gateways]"
+        by_kind = {}
+        for doc in docs:
+            by_kind.setdefault(doc.kind, []).append(doc)
+
+        def ns_of(doc):
+            return doc.body.get("metadata", {}).get("namespace")
+
+        namespaces = {d.name: d for d in by_kind.get("Namespace", [])}
+        for name, injection in ((NAMESPACE, "enabled"), (GATEWAY_NAMESPACE, "enabled"),
+                                (INTERNET_NAMESPACE, "disabled")):
+            if name not in namespaces:
+                self.error(where, f"no Namespace {name}")
+            elif namespaces[name].body["metadata"].get("labels", {}).get("istio-injection") != injection:
+                self.error(namespaces[name].where, f"label istio-injection must be {injection}")
+        deployments = by_kind.get("Deployment", [])
+        gateways = [d for d in deployments if is_gateway(d)]
+        clients = [d for d in deployments if d.name == "demo-client" and ns_of(d) == NAMESPACE]
+        standins = [d for d in deployments if ns_of(d) == INTERNET_NAMESPACE]
+        if len(gateways) != 2 or len(clients) != 1 or len(standins) != 1:
+            self.error(where, f"expected 2 gateway Deployments, 1 client and 1 stand-in in {INTERNET_NAMESPACE}, found "
+                       f"{len(gateways)}, {len(clients)}, {len(standins)}")
+            return
+        client, standin = clients[0], standins[0]
+        for gw in gateways:
+            labels = pod_labels(gw)
+            if ns_of(gw) != GATEWAY_NAMESPACE:
+                self.error(gw.where, f"gateways live in namespace {GATEWAY_NAMESPACE}")
+            if labels.get(GATEWAY_ROLE[0]) != GATEWAY_ROLE[1]:
+                self.error(gw.where, f"pod label {GATEWAY_ROLE[0]}: {GATEWAY_ROLE[1]} is missing (the policies use it)")
+            if labels.get("sidecar.istio.io/inject") != "true":
+                self.error(gw.where, 'pod label sidecar.istio.io/inject: "true" is needed for gateway injection')
+        if pod_labels(standin).get("sidecar.istio.io/inject") != "false":
+            self.error(standin.where, 'the stand-in is outside the mesh: sidecar.istio.io/inject: "false"')
+
+        entries = [d for d in by_kind.get("ServiceEntry", [])]
+        if len(entries) != 1:
+            self.error(where, f"expected one ServiceEntry, found {len(entries)}")
+            return
+        entry = entries[0]
+        hosts = entry.body["spec"].get("hosts", [])
+        entry_ports = {p["number"]: p for p in entry.body["spec"].get("ports", [])}
+        if entry.body["spec"].get("resolution") != "DNS":
+            self.error(entry.where, "resolution must be DNS (gateways cannot use passthrough clusters: with NONE a "
+                       "gateway sends the traffic to itself)")
+        for port, p in entry_ports.items():
+            if p.get("protocol") not in ("TLS", "HTTPS"):
+                self.error(entry.where, f"port {port} is {p.get('protocol')}: only TLS leaves through the gateways")
+        services = {(ns_of(d), d.name): d for d in by_kind.get("Service", [])}
+        for endpoint in entry.body["spec"].get("endpoints", []):
+            m = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", endpoint.get("address", ""))
+            svc = services.get((m.group(2), m.group(1))) if m else None
+            if svc is None:
+                self.error(entry.where, f"endpoint {endpoint.get('address')!r} is not a Service of the manifests")
+                continue
+            if svc.body["spec"].get("clusterIP") != "None":
+                self.error(svc.where, "the stand-in's Service must be headless (clusterIP: None): the gateway then "
+                           "connects to the pod itself and the stand-in sees the gateway's address")
+            if not labels_match(svc.body["spec"].get("selector", {}), pod_labels(standin)):
+                self.error(svc.where, "does not select the stand-in")
+            names = {p["name"] for p in entry_ports.values()}
+            for name, number in endpoint.get("ports", {}).items():
+                if name not in names:
+                    self.error(entry.where, f"endpoint port key {name!r} is not a ServiceEntry port name {sorted(names)}")
+                if number not in container_ports(standin).values():
+                    self.error(entry.where, f"endpoint port {number} is not a container port of the stand-in")
+
+        # Each gateway: Service (port 443 -> a container port), Gateway, DestinationRule.
+        gateway_objects = {d.name: d for d in by_kind.get("Gateway", [])}
+        rules = {d.body["spec"].get("host"): d for d in by_kind.get("DestinationRule", [])}
+        clusters = []
+        for gw in sorted(gateways, key=lambda d: d.name):
+            svc = [d for d in by_kind.get("Service", []) if ns_of(d) == ns_of(gw)
+                   and labels_match(d.body["spec"].get("selector", {}), pod_labels(gw))]
+            if len(svc) != 1:
+                self.error(gw.where, f"expected one Service selecting it, found {len(svc)}")
+                continue
+            svc = svc[0]
+            ports = svc.body["spec"].get("ports", [])
+            if len(ports) != 1 or ports[0].get("name") not in ("tls", "https"):
+                self.error(svc.where, "one port, named tls (the client's sidecar then treats it as TLS, not HTTP)")
+                continue
+            service_port = ports[0]["port"]
+            target = ports[0].get("targetPort", service_port)
+            if target not in container_ports(gw).values() and target not in container_ports(gw):
+                self.error(svc.where, f"targetPort {target} is not a container port of {gw.name}")
+            fqdn = f"{svc.name}.{ns_of(svc)}.svc.cluster.local"
+            clusters.append(f"outbound|{service_port}||{fqdn}")
+            selecting = [g for g in gateway_objects.values()
+                         if labels_match(g.body["spec"].get("selector", {}), pod_labels(gw))]
+            if len(selecting) != 1:
+                self.error(gw.where, f"expected one Gateway selecting it, found {len(selecting)}")
+            for g in selecting:
+                for server in g.body["spec"].get("servers", []):
+                    if server["port"]["number"] != service_port:
+                        self.error(g.where, f"server port {server['port']['number']} is not the Service port "
+                                   f"{service_port} (Istio maps the Service port to the listener)")
+                    if server["port"].get("protocol") != "TLS" or server.get("tls", {}).get("mode") != "PASSTHROUGH":
+                        self.error(g.where, "the server must be protocol TLS with tls.mode PASSTHROUGH (the client's "
+                                   "TLS is carried on, never terminated)")
+                    if sorted(server.get("hosts", [])) != sorted(hosts):
+                        self.error(g.where, f"hosts {server.get('hosts')} differ from the ServiceEntry's {hosts}")
+            rule = rules.get(fqdn)
+            if rule is None or rule.body["spec"].get("trafficPolicy", {}).get("tls", {}).get("mode") != "DISABLE":
+                self.error(where, f"no DestinationRule for {fqdn} with trafficPolicy.tls.mode DISABLE (the hop must stay "
+                           "plain so the gateway reads the client's own SNI)")
+        for host in hosts:
+            if host in rules and rules[host].body["spec"].get("trafficPolicy", {}).get("tls"):
+                self.error(rules[host].where, "no TLS settings for the external host: the gateway would wrap the "
+                           "client's TLS in its own")
+
+        services_by_vs = by_kind.get("VirtualService", [])
+        if len(services_by_vs) != 1:
+            self.error(where, f"expected one VirtualService, found {len(services_by_vs)}")
+        for vs in services_by_vs:
+            spec = vs.body["spec"]
+            bound = spec.get("gateways", [])
+            if "mesh" in bound or not bound:
+                self.error(vs.where, "bind it to the gateways only: a mesh route would compete with the filter")
+            if sorted(bound) != sorted(gateway_objects):
+                self.error(vs.where, f"gateways {bound} are not the Gateways {sorted(gateway_objects)}")
+            if ns_of(vs) != GATEWAY_NAMESPACE:
+                self.error(vs.where, f"it belongs with the Gateways in {GATEWAY_NAMESPACE}")
+            if spec.get("http") or spec.get("tcp") or not spec.get("tls"):
+                self.error(vs.where, "only tls routes: a PASSTHROUGH server takes its filter chains from them")
+            for route in spec.get("tls", []):
+                for match in route.get("match", []):
+                    if not set(match.get("sniHosts", [])) or not set(match["sniHosts"]) <= set(hosts):
+                        self.error(vs.where, f"sniHosts {match.get('sniHosts')} must be the allowed hosts {hosts}")
+                for dest in route.get("route", []):
+                    if dest["destination"].get("host") not in hosts or \
+                            dest["destination"].get("port", {}).get("number") not in entry_ports:
+                        self.error(vs.where, f"destination {dest['destination']} is not a host:port of the ServiceEntry")
+
+        # The filter: targets are the gateway clusters, even first; the real module agrees.
+        filters = by_kind.get("EnvoyFilter", [])
+        if len(filters) != 1:
+            self.error(where, f"expected one EnvoyFilter, found {len(filters)}")
+            return
+        ef = filters[0]
+        self.check_selector(ef, ef.body["spec"].get("workloadSelector", {}).get("labels", {}), client, deployments)
+        patch = ef.body["spec"]["configPatches"][0]
+        listener = patch["match"]["listener"]
+        text = patch["patch"]["value"]["typed_config"]["config"]["configuration"]["value"]
+        config = json.loads(text)
+        port = listener.get("portNumber")
+        targets = [t["cluster"] if isinstance(t, dict) else t for t in config.get("targets", [])]
+        rendered = [t.replace("{port}", str(port)) for t in targets]
+        if rendered != clusters:
+            self.error(ef.where, f"targets {rendered} are not the gateways' clusters {clusters} (egress1 first)")
+        if listener.get("name") not in {f"{a}_{port}" for a in entry.body["spec"].get("addresses", [])}:
+            self.error(ef.where, f"listener.name {listener.get('name')!r} is not the ServiceEntry's listener")
+        if self.host and self.module and rendered == clusters:
+            for source, cluster in (("10.244.0.12", clusters[0]), ("10.244.0.13", clusters[1])):
+                run = self.run_host(["replay", self.module, "--root-id", "tcpsteer", "--config", text,
+                                     "--conn", f"{source}:40000,198.18.0.10:{port}"])
+                if run.returncode != 0 or f'"cluster":"{cluster}"' not in run.stdout:
+                    self.error(ef.where, f"tcpsteer.wasm does not send {source} to {cluster}")
+
+        self.check_gateway_policies(by_kind.get("NetworkPolicy", []), client, gateways, standin, ns_of)
+
+    def check_gateway_policies(self, policies, client, gateways, standin, ns_of):
+        """Which pods each policy lets through, evaluated on the manifests' own labels and ports."""
+        def selects(policy, dep):
+            return ns_of(policy) == ns_of(dep) and selector_matches(policy.body["spec"].get("podSelector", {}),
+                                                                    pod_labels(dep))
+
+        def peers(policy, rule_peers, dep):
+            """No peers: anyone; a peer without namespaceSelector is in the policy's own namespace."""
+            if not rule_peers:
+                return True
+            for peer in rule_peers:
+                ns_sel = peer.get("namespaceSelector")
+                if ns_sel is None:
+                    ns_ok = ns_of(dep) == ns_of(policy)
+                else:
+                    ns_ok = labels_match(ns_sel.get("matchLabels", {}), {"kubernetes.io/metadata.name": ns_of(dep)})
+                pod_sel = peer.get("podSelector")
+                if ns_ok and (pod_sel is None or selector_matches(pod_sel, pod_labels(dep))):
+                    return True
+            return False
+
+        def allowed(direction, src, dst, port):
+            """Does a policy on `src` (egress) or `dst` (ingress) allow this TCP port?"""
+            owner = src if direction == "egress" else dst
+            other = dst if direction == "egress" else src
+            governing = [p for p in policies if selects(p, owner)
+                         and direction.capitalize() in p.body["spec"].get("policyTypes", [])]
+            if not governing:
+                return None  # not isolated in that direction
+            for policy in governing:
+                for rule in policy.body["spec"].get(direction, []) or []:
+                    rule_peers = rule.get("to" if direction == "egress" else "from", [])
+                    ports = [p.get("port") for p in rule.get("ports", [])]
+                    if peers(policy, rule_peers, other) and (not ports or port in ports):
+                        return True
+            return False
+
+        standin_port = container_ports(standin).get("tls")
+        for gw in gateways:
+            gw_port = container_ports(gw).get("tls")
+            for direction in ("egress", "ingress"):
+                if allowed(direction, client, gw, gw_port) is not True:
+                    self.error(f"[client+gateways] NetworkPolicy",
+                               f"{direction} of client -> {gw.name}:{gw_port} is not allowed (or not isolated)")
+                if allowed(direction, gw, standin, standin_port) is not True:
+                    self.error(f"[client+gateways] NetworkPolicy",
+                               f"{direction} of {gw.name} -> stand-in:{standin_port} is not allowed (or not isolated)")
+        for direction in ("egress", "ingress"):
+            if allowed(direction, client, standin, standin_port) is not False:
+                self.error("[client+gateways] NetworkPolicy",
+                           f"{direction} of client -> stand-in:{standin_port} must be denied: only the gateways egress")
+
+    def check_rendered(self):
+        """`kubectl kustomize` renders every kustomization; the documents it gives validate, and the
+        gateway variant's client makes HTTPS requests only."""
+        k8s = self.repo / "deploy" / "k8s"
+        for folder in sorted(p for p in k8s.iterdir() if (p / "kustomization.yaml").exists()):
+            if folder.name in OVERLAY_SETS:
+                continue  # a Component renders only inside a kustomization that lists it
+            where = f"kubectl kustomize {folder.relative_to(self.repo)}"
+            run = subprocess.run([self.kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                self.error(where, f"fails: {run.stderr.strip()[:300]}")
+                continue
+            docs = [Doc(where, i, body) for i, body in enumerate(yaml.safe_load_all(run.stdout)) if body]
+            for doc in docs:
+                self.validate_schema(doc)
+            if folder.name == "gateways":
+                client = [d for d in docs if d.kind == "Deployment" and d.name == "demo-client"]
+                args = client[0].body["spec"]["template"]["spec"]["containers"][0].get("args", []) if client else []
+                if "--schemes=https" not in args:
+                    self.error(where, "the client must make HTTPS requests only (--schemes=https): plain HTTP has no "
+                               "way out in the gateway variant")
 
     def check_selector(self, doc, selector, client, deployments):
         selected = [d for d in deployments if labels_match(selector, pod_labels(d))]
@@ -368,6 +620,7 @@ class Checker:
     # ---- 3. pods ---------------------------------------------------------------------------------
     def check_pod_security(self, dep):
         spec = dep.body["spec"]["template"]["spec"]
+        gateway = is_gateway(dep)
         pod = spec.get("securityContext", {})
         if pod.get("runAsNonRoot") is not True:
             self.error(dep.where, "pod securityContext.runAsNonRoot must be true")
@@ -389,16 +642,24 @@ class Checker:
                 for resource in ("cpu", "memory"):
                     if resource not in c.get("resources", {}).get(kind, {}):
                         self.error(cwhere, f"resources.{kind}.{resource} is missing")
-            for probe in ("readinessProbe", "livenessProbe"):
+            # A gateway's Envoy is restarted by istio-agent, and Istio's charts give it no liveness probe.
+            for probe in ("readinessProbe",) if gateway else ("readinessProbe", "livenessProbe"):
                 if probe not in c:
                     self.error(cwhere, f"{probe} is missing")
                 port = c.get(probe, {}).get("httpGet", {}).get("port")
                 if port is not None and port not in container_ports(dep) and port not in container_ports(dep).values():
                     self.error(cwhere, f"{probe} port {port!r} is not a container port")
+            if gateway:
+                if c.get("name") != "istio-proxy" or c.get("image") != "auto":
+                    self.error(cwhere, "a gateway-injected pod has one container, istio-proxy, with image: auto "
+                               "(the injector fills in Istio's proxy image)")
+                continue
             self.check_image(cwhere, c.get("image", ""))
             if c.get("image", "").endswith(":latest") or ":" not in c.get("image", ""):
                 self.error(cwhere, "pin the image tag: :latest makes the kubelet pull from a registry kind cannot reach")
-        if pod_labels(dep).get("sidecar.istio.io/inject") == "true":
+        if gateway:
+            pass  # resources are on the istio-proxy container itself
+        elif pod_labels(dep).get("sidecar.istio.io/inject") == "true":
             annotations = dep.body["spec"]["template"]["metadata"].get("annotations", {})
             for key in ("proxyCPU", "proxyMemory", "proxyCPULimit", "proxyMemoryLimit"):
                 if f"sidecar.istio.io/{key}" not in annotations:
@@ -422,13 +683,17 @@ class Checker:
         for folder in docs.values():
             for doc in folder:
                 self.validate_schema(doc)
-        for doc in docs.get("base", []):
-            if doc.kind == "Deployment":
-                self.check_pod_security(doc)
+        for folder in ("client", "base", "gateways"):
+            for doc in docs.get(folder, []):
+                if doc.kind == "Deployment":
+                    self.check_pod_security(doc)
         for plugin in PLUGIN_SETS:
             for overlays in ([], OVERLAY_SETS):
-                applied = apply_sets(docs, ["base", plugin] + overlays)
-                self.check_set("+".join(["base", plugin] + overlays), applied)
+                sets = ["client", "base", plugin] + overlays
+                self.check_set("+".join(sets), apply_sets(docs, sets))
+        self.check_gateway_set(apply_sets(docs, ["client", "gateways"]))
+        if self.kubectl:
+            self.check_rendered()
         self.check_dockerfiles()
         self.check_kustomizations()
         self.check_kind(docs["kind"][0])
@@ -446,8 +711,11 @@ class Checker:
                 continue
             body = yaml.safe_load(path.read_text())
             files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
-            listed = set(body.get("resources", [])) | {p["path"] for p in body.get("patches", [])}
-            expected = files | ({"../base"} if folder.name in PLUGIN_SETS else set())
+            listed = set(body.get("resources", [])) | {p["path"] for p in body.get("patches", []) if "path" in p}
+            parent = {"base": "../client", "gateways": "../client"}.get(folder.name)
+            if folder.name in PLUGIN_SETS:
+                parent = "../base"
+            expected = files | ({parent} if parent else set())
             if folder.name in OVERLAY_SETS and body.get("kind") != "Component":
                 self.error(where, "an overlay set is a kustomize Component (kind: Component)")
             if listed != expected:
@@ -514,6 +782,12 @@ def apply_sets(docs, sets):
         for doc in docs.get(folder, []):
             effective[(doc.kind, doc.name)] = doc
     return list(effective.values())
+
+
+def is_gateway(dep):
+    """A Deployment filled in by Istio's gateway injection template."""
+    annotations = dep.body["spec"]["template"]["metadata"].get("annotations", {})
+    return annotations.get("inject.istio.io/templates") == "gateway"
 
 
 def pod_labels(dep):
@@ -583,7 +857,11 @@ def find(docs, folder, kind, name=None):
 
 
 def client_of(docs):
-    return find(docs, "base", "Deployment", "demo-client").body
+    return find(docs, "client", "Deployment", "demo-client").body
+
+
+def envoy_doc(docs, name):
+    return next(d for d in docs["envoy"] if d.path.endswith("/" + name)).body
 
 
 def envoyfilter_value(docs):
@@ -640,9 +918,57 @@ MUTATIONS = [
      "must carry sha256"),
     ("wrong namespace", lambda d: find(d, "base", "Service", "egress1").body["metadata"].update(
         {"namespace": "default"}), "expected 'tcpsteer'"),
-    ("envoy.yaml wasm filter typo", lambda d: d["envoy"][0].body["static_resources"]["listeners"][0][
+    ("envoy.yaml wasm filter typo", lambda d: envoy_doc(d, "envoy.yaml")["static_resources"]["listeners"][0][
         "filter_chains"][0]["filters"][0]["typed_config"]["config"].update({"vm_confg": {}}),
      "deploy/envoy/envoy.yaml listener tcpsteer_http filter 0: schema"),
+]
+
+def gateway_doc(docs, kind, name):
+    return find(docs, "gateways", kind, name).body
+
+
+def gateway_policy(docs, name):
+    return gateway_doc(docs, "NetworkPolicy", name)["spec"]
+
+
+MUTATIONS += [
+    ("VirtualService bound to the mesh too", lambda d: gateway_doc(d, "VirtualService", "api-via-egress-gateways")[
+        "spec"].update({"gateways": ["mesh", "egress1", "egress2"]}), "bind it to the gateways only"),
+    ("Gateway terminating TLS", lambda d: gateway_doc(d, "Gateway", "egress2")["spec"]["servers"][0].update(
+        {"tls": {"mode": "SIMPLE", "credentialName": "x"}}), "tls.mode PASSTHROUGH"),
+    ("Gateway mode typo", lambda d: gateway_doc(d, "Gateway", "egress1")["spec"]["servers"][0].update(
+        {"tls": {"mode": "PASSTROUGH"}}), "schema: at spec.servers.0.tls.mode"),
+    ("Gateway for another host", lambda d: gateway_doc(d, "Gateway", "egress1")["spec"]["servers"][0].update(
+        {"hosts": ["*"]}), "differ from the ServiceEntry's"),
+    ("hop wrapped in mTLS", lambda d: gateway_doc(d, "DestinationRule", "egress2-plain-hop")["spec"].update(
+        {"trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}), "no DestinationRule for egress2.tcpsteer-egress"),
+    ("filter targets the stand-ins' namespace", lambda d: find(d, "gateways", "EnvoyFilter").body["spec"][
+        "configPatches"][0]["patch"]["value"]["typed_config"]["config"]["configuration"].update(
+        {"value": '{"targets": ["outbound|{port}||egress1.tcpsteer.svc.cluster.local", '
+                  '"outbound|{port}||egress2.tcpsteer.svc.cluster.local"]}'}), "are not the gateways' clusters"),
+    ("filter targets swapped", lambda d: find(d, "gateways", "EnvoyFilter").body["spec"][
+        "configPatches"][0]["patch"]["value"]["typed_config"]["config"]["configuration"].update(
+        {"value": '{"targets": ["outbound|{port}||egress2.tcpsteer-egress.svc.cluster.local", '
+                  '"outbound|{port}||egress1.tcpsteer-egress.svc.cluster.local"]}'}), "(egress1 first)"),
+    ("client allowed to the internet", lambda d: gateway_policy(d, "demo-client-egress")["egress"].append(
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "internet"}}}]}),
+     "client -> stand-in:8443 must be denied"),
+    ("client policy on the Service port", lambda d: gateway_policy(d, "demo-client-egress")["egress"][0].update(
+        {"ports": [{"protocol": "TCP", "port": 443}]}), "egress of client -> egress1:8443 is not allowed"),
+    ("stand-in open to all", lambda d: gateway_policy(d, "standin-from-gateways-only")["ingress"][0].pop("from"),
+     "ingress of client -> stand-in:8443 must be denied"),
+    ("stand-in Service with a cluster IP", lambda d: gateway_doc(d, "Service", "standin")["spec"].pop("clusterIP"),
+     "must be headless"),
+    ("ServiceEntry endpoint port by number", lambda d: gateway_doc(d, "ServiceEntry", "external-api")["spec"][
+        "endpoints"][0].update({"ports": {"443": 8443}}), "is not a ServiceEntry port name"),
+    ("ServiceEntry without DNS", lambda d: gateway_doc(d, "ServiceEntry", "external-api")["spec"].update(
+        {"resolution": "NONE"}), "resolution must be DNS"),
+    ("gateway Service port named http", lambda d: gateway_doc(d, "Service", "egress1")["spec"]["ports"][0].update(
+        {"name": "http"}), "one port, named tls"),
+    ("gateway without the role label", lambda d: gateway_doc(d, "Deployment", "egress2")["spec"]["template"][
+        "metadata"]["labels"].pop("tcpsteer.example/role"), "the policies use it"),
+    ("gateway with a pinned image", lambda d: gateway_doc(d, "Deployment", "egress1")["spec"]["template"]["spec"][
+        "containers"][0].update({"image": "istio/proxyv2:1.30.3"}), "with image: auto"),
 ]
 HOST_MUTATIONS = [
     ("configuration the module refuses", lambda d: set_config(
@@ -680,6 +1006,7 @@ def main():
     parser.add_argument("--schemas", type=pathlib.Path, default=None, help="default: tests/fixtures/schemas")
     parser.add_argument("--host", help="tcpsteer-host binary: replay each filter configuration in the real module")
     parser.add_argument("--module", help="tcpsteer.wasm (with --host)")
+    parser.add_argument("--kubectl", help="kubectl binary: also render every kustomization and validate the output")
     parser.add_argument("--self-test", action="store_true", help="prove that broken manifests are reported")
     args = parser.parse_args()
     schema_dir = args.schemas or args.repo / "tests" / "fixtures" / "schemas"
@@ -688,12 +1015,13 @@ def main():
     if args.self_test:
         return self_test(args.repo, schema_dir, args.host, args.module)
     docs = load_docs(args.repo)
-    errors = Checker(args.repo, schema_dir, args.host, args.module).run(docs)
+    errors = Checker(args.repo, schema_dir, args.host, args.module, args.kubectl).run(docs)
     count = sum(len(v) for v in docs.values())
     for e in errors:
         print(e)
     print(f"{count} documents in {len(docs)} sets: {len(errors)} problem(s)"
-          + (" (filter configurations replayed in the real module)" if args.host else ""))
+          + (" (filter configurations replayed in the real module)" if args.host else "")
+          + (" (kustomizations rendered by kubectl)" if args.kubectl else ""))
     return 1 if errors else 0
 
 
