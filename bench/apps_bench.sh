@@ -1,38 +1,70 @@
 #!/usr/bin/env bash
-# egress-server under wrk on loopback: keep-alive req/s and p99, new connections/s, TLS handshakes/s,
-# idle and loaded RSS. Figures are printed, not asserted. Goals on 2 cores: >= 50k req/s keep-alive,
-# >= 10k new connections/s, p99 <= 5 ms at 100 connections, idle RSS <= 8 MiB.
+# egress-server under wrk on loopback, side by side with nginx (2 workers, `return 200`, the anchor of
+# issue #12) in the same run: keep-alive req/s and p99, new connections/s, TLS handshakes/s (egress-
+# server only), and egress-server's RSS and private memory. Figures are printed, not asserted. Goals
+# on 2 cores: >= 1.0x nginx on keep-alive and new connections, private dirty <= 4 MiB after load.
 set -euo pipefail
 server=${1:-build/native/apps/egress-server}
 seconds=${BENCH_SECONDS:-5}
 command -v wrk >/dev/null || { echo "apps_bench: wrk is missing (make deps installs it)"; exit 1; }
+command -v nginx >/dev/null || { echo "apps_bench: nginx is missing (make deps installs it)"; exit 1; }
 port=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768+)
+nginx_port=$((port + 2))
 log=$(mktemp)
+work=$(mktemp -d)
 "$server" --name egress1 --listen "127.0.0.1:$port" --listen "127.0.0.1:$((port + 1))" >"$log" 2>&1 &
 pid=$!
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work;
+    uwsgi_temp_path $work; scgi_temp_path $work;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / { default_type text/plain; return 200 "Hello from nginx\n"; }
+    }
+}
+NGINX
+nginx -p "$work" -e "$work/error.log" -c "$work/nginx.conf" &
+nginx_pid=$!
 # The trap runs under set -e: a server already stopped (the callgrind part stops it) must not fail it.
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill "$pid" "$nginx_pid" 2>/dev/null || true; rm -rf "$log" "$work"' EXIT
 for _ in $(seq 100); do grep -q ":$((port + 1))" "$log" && break; sleep 0.05; done
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.05; done
 # RSS counts the shared libraries' pages the process touched (libcrypto alone is ~4 MiB of it);
 # Private_Dirty is the server's own memory.
 rss() {
   awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status"
   awk '/^Private_Dirty/ {printf " (private dirty %.1f MiB)", $2 / 1024}' "/proc/$pid/smaps_rollup"
 }
-echo "egress-server bench (${seconds}s per run, wrk -t2, server: one thread)"
-echo "idle RSS: $(rss)"
-run() {  # run LABEL WRK-ARGS...
-  local label=$1; shift
-  local out
-  out=$(wrk -t2 -d"${seconds}s" --latency "$@" 2>&1)
-  printf '%-34s %12s req/s   p99 %s\n' "$label" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-    "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+echo "egress-server vs nginx (${seconds}s per run, wrk -t2; egress-server: $(nproc) event loops, logging each request; nginx: 2 workers, return 200, no access log)"
+echo "egress-server idle RSS: $(rss)"
+rate() {  # rate URL WRK-ARGS...: requests/s and p99
+  local url=$1 out; shift
+  out=$(wrk -t2 -d"${seconds}s" --latency "$@" "$url" 2>&1)
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
 }
-run "keep-alive, 100 connections" -c100 "http://127.0.0.1:$port/"
-echo "loaded RSS: $(rss)"
-run "new connection per request, 50 conns" -c50 -H "Connection: close" "http://127.0.0.1:$port/"
-run "TLS handshake per request, 20 conns" -c20 -H "Connection: close" "https://127.0.0.1:$((port + 1))/"
-echo "RSS after the runs: $(rss)"
+printf '%-36s %14s %10s %14s %10s %8s\n' "" "egress-server" "p99" "nginx" "p99" "ratio"
+pair() {  # pair LABEL WRK-ARGS...: the same run against both servers, interleaved
+  local label=$1 ours theirs; shift
+  read -r ours ours_p99 < <(rate "http://127.0.0.1:$port/" "$@")
+  read -r theirs theirs_p99 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
+  printf '%-36s %10s/s %10s %10s/s %10s %7.2fx\n' "$label" "$ours" "$ours_p99" "$theirs" "$theirs_p99" \
+    "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (b > 0 ? a / b : 0)}')"
+}
+pair "keep-alive, 100 connections" -c100
+echo "egress-server loaded RSS: $(rss)"
+pair "new connection per request, 50 conns" -c50 -H "Connection: close"
+read -r tls tls_p99 < <(rate "https://127.0.0.1:$((port + 1))/" -c20 -H "Connection: close")
+printf '%-36s %10s/s %10s\n' "TLS handshake per request, 20 conns" "$tls" "$tls_p99"
+echo "egress-server RSS after the runs: $(rss)"
+kill "$nginx_pid" 2>/dev/null || true
 
 # Wall-clock figures move with whatever else the 2 cores do; instructions per request (callgrind)
 # do not: the server run once with 1 request and once with 2001, same certificate.

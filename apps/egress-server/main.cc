@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
                  "refuse connections beyond this many")
       ->check(tcpsteer::cli::decimalRange(1, 1000000))
       ->capture_default_str();
+  app.add_option("--threads", options.threads, "event loops, one thread each (0: one per core)")
+      ->check(tcpsteer::cli::decimalRange(0, 256))
+      ->capture_default_str();
   app.add_option("--max-body-bytes", options.max_body_bytes, "larger request bodies get 413")
       ->check(tcpsteer::cli::decimalRange(0, uint64_t{64} * 1024 * 1024))
       ->capture_default_str();

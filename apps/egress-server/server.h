@@ -24,7 +24,8 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{10000};   // end of headers to end of body
   std::chrono::milliseconds idle_timeout{60000};   // between keep-alive requests
   std::chrono::milliseconds drain_timeout{10000};  // SIGTERM: time given to in-flight requests
-  size_t max_connections = 10000;
+  size_t max_connections = 10000;                  // over all threads
+  size_t threads = 0;  // event loops (one thread each); 0 = one per core
   uint32_t max_header_bytes = 8192;
   uint64_t max_body_bytes = uint64_t{1024} * 1024;  // larger bodies get 413
   // One JSON object per line; stdout by default.
@@ -41,7 +42,7 @@ class EgressServer {
   // Binds every listener (port 0 = ephemeral). False and *error on failure (bad address, port in
   // use, unreadable certificate).
   bool start(std::string* error);
-  // Runs the event loop on the calling thread until stop() or a finished drain.
+  // Runs the event loops (the first on the calling thread) until stop() or a finished drain.
   void run();
   // Stop accepting, let in-flight requests finish (up to drain_timeout), then return from run().
   void drain();
@@ -49,6 +50,7 @@ class EgressServer {
 
   std::vector<uint16_t> boundPorts() const;
   size_t activeConnections() const;
+  // The first event loop's context (signal handlers go there).
   boost::asio::io_context& context();
 
   struct Impl;

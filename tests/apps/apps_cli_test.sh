@@ -111,6 +111,53 @@ pids+=("$piped_pid")
 for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$port_pipe/"; done  # its log lines hit EPIPE
 out=$(curl -s "http://127.0.0.1:$port_pipe/"); grep -q "Hello from piped" <<<"$out"
 check server-survives-closed-stdout $?
+# Out of file descriptors (defect 3): with 40 descriptors and 60 clients holding their connections,
+# accept fails with EMFILE; the server pauses instead of spinning (CPU time stays low, a few log lines)
+# and serves again once the clients let go.
+port_fd=$((port_http + 3))
+(ulimit -n 40 && exec "$server" --name fds --threads 1 --listen "127.0.0.1:$port_fd") >"$work/fds.log" 2>&1 &
+fd_pid=$!
+pids+=("$fd_pid")
+for _ in $(seq 50); do grep -q "127.0.0.1:$port_fd" "$work/fds.log" && break; sleep 0.05; done
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+before=$(cpu_ticks "$fd_pid")
+python3 - "$port_fd" <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(60):
+    held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+time.sleep(2.0)
+PY
+holder=$!
+sleep 2.2
+after=$(cpu_ticks "$fd_pid")
+wait "$holder"
+errors=$(grep -c '"event":"accept_error"' "$work/fds.log")
+out=""
+for _ in $(seq 40); do out=$(curl -s --max-time 2 "http://127.0.0.1:$port_fd/") && [ -n "$out" ] && break; sleep 0.1; done
+echo "  (EMFILE: $errors accept_error lines, $((after - before)) CPU ticks in 2.2 s)"
+# 100 ticks = 1 s of CPU: a spinning loop would use about 220.
+[ "$errors" -ge 1 ] && [ "$errors" -le 20 ] && [ $((after - before)) -le 40 ] && grep -q "Hello from fds" <<<"$out" &&
+  grep -q '"pausing_ms":' "$work/fds.log"
+check server-backs-off-when-out-of-descriptors $?
+# SIGTERM closes a connection that has not sent a byte at once (defect 4): no wait for the drain
+# timeout (10 s by default) or the header timeout.
+port_term=$((port_http + 4))
+"$server" --name term --listen "127.0.0.1:$port_term" --header-timeout-ms 30000 >"$work/term.log" 2>&1 &
+term_pid=$!
+pids+=("$term_pid")
+for _ in $(seq 50); do grep -q "127.0.0.1:$port_term" "$work/term.log" && break; sleep 0.05; done
+exec 7<>"/dev/tcp/127.0.0.1/$port_term"
+sleep 0.2
+started=$(date +%s%N)
+kill -TERM "$term_pid"
+for _ in $(seq 100); do kill -0 "$term_pid" 2>/dev/null || break; sleep 0.02; done
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+exec 7<&-
+echo "  (SIGTERM with a silent connection: exited after $elapsed_ms ms)"
+! kill -0 "$term_pid" 2>/dev/null && [ "$elapsed_ms" -lt 1500 ] && grep -q '"closed":"draining"' "$work/term.log"
+check server-sigterm-closes-silent-connections $?
+"$server" --threads 257 --name x >/dev/null 2>&1; [ $? -eq 2 ]; check server-refuses-too-many-threads $?
 "$server" --help | grep -q -- "--tls-cert"; check server-help $?
 "$client" --help | grep -q -- "--bind"; check client-help $?
 
