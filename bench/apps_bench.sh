@@ -59,11 +59,12 @@ pair() {  # pair LABEL WRK-ARGS...: the same run against both servers, interleav
     "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (b > 0 ? a / b : 0)}')"
 }
 pair "keep-alive, 100 connections" -c100
-echo "egress-server loaded RSS: $(rss)"
+echo "egress-server RSS right after load: $(rss)"
 pair "new connection per request, 50 conns" -c50 -H "Connection: close"
 read -r tls tls_p99 < <(rate "https://127.0.0.1:$((port + 1))/" -c20 -H "Connection: close")
 printf '%-36s %10s/s %10s\n' "TLS handshake per request, 20 conns" "$tls" "$tls_p99"
-echo "egress-server RSS after the runs: $(rss)"
+sleep 0.5  # idle again: the server hands freed memory back within a sweep (<= 100 ms)
+echo "egress-server RSS after the runs, idle: $(rss)"
 kill "$nginx_pid" 2>/dev/null || true
 
 # Wall-clock figures move with whatever else the 2 cores do; instructions per request (callgrind)

@@ -1,5 +1,6 @@
 #include "apps/egress-server/server.h"
 
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -20,12 +21,12 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
-#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <unordered_set>
 
 #include "apps/common/net.h"
 
@@ -157,6 +158,24 @@ struct Shared {
   std::mutex stdout_mutex;  // one worker's batch of lines at a time
 };
 
+// A connection's deadline, kept as a plain time point: a request sets it three or four times (idle,
+// header, body, write), and re-arming an asio timer each time (cancel, queue, post the cancelled
+// wait) cost more than the rest of the request. Each worker's sweeper closes the connections whose
+// deadline passed, a few times per shortest timeout.
+struct Conn {
+  tcp::socket* socket = nullptr;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  const char* phase = "";  // what the deadline is for: the reason logged when it passes
+  bool expired = false;
+  // Waiting for a request, with the bytes of it received so far: a drain closes the ones with none.
+  const beast::flat_buffer* waiting_with = nullptr;
+
+  void arm(const char* what, std::chrono::milliseconds timeout) {
+    phase = what;
+    deadline = std::chrono::steady_clock::now() + timeout;
+  }
+};
+
 // One event loop on one thread, and the connections it serves. Worker 0 also runs the accept loops
 // and hands each new connection to the next worker in turn (one shared acceptor per address rather
 // than SO_REUSEPORT: a second process can never bind the port beside us).
@@ -170,10 +189,11 @@ struct Worker {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // worker 0 only
   std::vector<Worker*> workers;                           // worker 0 only: where sessions go
   size_t next_worker = 0;
-  // Sessions waiting for a request (their first byte included), with the bytes of it received so
-  // far: on drain the ones with none are closed at once, the others finish their request (within
-  // drain_timeout).
-  std::map<beast::tcp_stream*, const beast::flat_buffer*> waiting;
+  // This worker's connections; on drain the ones waiting for a request with none of it received are
+  // closed at once, the others finish their request (within drain_timeout).
+  std::unordered_set<Conn*> conns;
+  asio::steady_timer sweep_timer{io};
+  bool busy_since_trim = false;
   size_t active = 0;  // this worker's sessions
   bool draining = false;
   asio::steady_timer drain_timer{io};
@@ -220,6 +240,34 @@ struct Worker {
 
   // The "request" event, written without nlohmann::json (see appendJsonString); same keys, order
   // and format as log() produces.
+  // The "connection" event of every accepted connection, hand-written like logRequest (same keys,
+  // order and format as log() produces).
+  void logConnection(uint16_t port, const std::string& client, std::string_view protocol) {
+    std::string own_line;
+    std::string& line = options.log ? own_line : pending_log;
+    line += "{\"client\":";
+    appendJsonString(line, client);
+    line += ",\"egress\":";
+    appendJsonString(line, options.name);
+    line += ",\"event\":\"connection\",\"port\":";
+    line += std::to_string(port);
+    line += ",\"protocol\":";
+    appendJsonString(line, protocol);
+    line += ",\"ts\":\"";
+    appendIso8601(line);
+    line += "\"}";
+    finishLine(own_line);
+  }
+
+  void finishLine(const std::string& own_line) {
+    if (options.log) {
+      options.log(own_line);
+      return;
+    }
+    pending_log += '\n';
+    scheduleFlush();
+  }
+
   void logRequest(uint16_t port, const std::string& client, std::string_view method,
                   std::string_view target, std::string_view host, const std::string& sni,
                   bool is_tls, unsigned status) {
@@ -245,12 +293,7 @@ struct Worker {
     line += is_tls ? ",\"tls\":true,\"ts\":\"" : ",\"tls\":false,\"ts\":\"";
     appendIso8601(line);
     line += "\"}";
-    if (options.log) {
-      options.log(own_line);
-      return;
-    }
-    pending_log += '\n';
-    scheduleFlush();
+    finishLine(own_line);
   }
 
   bool setUpTls(std::string* error) {
@@ -288,6 +331,34 @@ struct Worker {
           "no --tls-cert/--tls-key given: generated an ephemeral self-signed certificate for " +
               options.name + ", localhost, 127.0.0.1"}});
     return true;
+  }
+
+  // Closes connections whose deadline passed: their pending operation ends with operation_aborted
+  // and the session, seeing `expired`, logs the phase as the reason.
+  asio::awaitable<void> sweep() {
+    std::chrono::milliseconds shortest =
+        std::min({options.header_timeout, options.body_timeout, options.idle_timeout});
+    auto tick =
+        std::clamp(shortest / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(100));
+    for (;;) {
+      sweep_timer.expires_after(tick);
+      auto [ec] = co_await sweep_timer.async_wait(kNoThrow);
+      if (ec) co_return;
+      // After a burst, hand the freed memory back once the worker is idle (TLS sessions leave
+      // tens of KB each in malloc's free lists).
+      if (conns.empty() && busy_since_trim) {
+        busy_since_trim = false;
+        malloc_trim(0);
+      }
+      auto now = std::chrono::steady_clock::now();
+      for (Conn* conn : conns) {
+        if (conn->deadline <= now && !conn->expired) {
+          conn->expired = true;
+          boost::system::error_code ignored;
+          conn->socket->cancel(ignored);
+        }
+      }
+    }
   }
 
   asio::awaitable<void> acceptLoop(tcp::acceptor& acceptor) {
@@ -344,24 +415,32 @@ struct Worker {
     } release{this};
 
     socket.non_blocking(true, ignored);  // writeAll's first try must not block
-    beast::tcp_stream stream(std::move(socket));
+    Conn conn;
+    conn.socket = &socket;
+    conns.insert(&conn);
+    busy_since_trim = true;
+    struct Unregister {
+      Worker* worker;
+      Conn* conn;
+      ~Unregister() { worker->conns.erase(conn); }
+    } unregister{this, &conn};
     beast::flat_buffer buffer;
-    stream.expires_after(options.header_timeout);
+    // From the first byte to the end of the headers (or the TLS handshake): the header timeout.
+    conn.arm("header timeout", options.header_timeout);
     Protocol protocol = Protocol::kNone;
     while (protocol == Protocol::kNone && buffer.size() < 16) {
       // Waiting for the first bytes counts as waiting for a request: a drain closes it.
-      waiting[&stream] = &buffer;
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
-      waiting.erase(&stream);
+      conn.waiting_with = &buffer;
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kNoThrow);
+      conn.waiting_with = nullptr;
       if (ec || (draining && n == 0)) {
-        const char* reason = ec == beast::error::timeout ? "header timeout" : nullptr;
         log({{"event", "connection"},
              {"port", port},
              {"client", client},
              {"protocol", "none"},
-             {"closed", reason != nullptr ? reason
-                        : draining        ? "draining"
-                                          : ec.message()}});
+             {"closed", conn.expired ? conn.phase
+                        : draining   ? "draining"
+                                     : ec.message()}});
         co_return;
       }
       buffer.commit(n);
@@ -369,56 +448,55 @@ struct Worker {
       protocol = classify(std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     if (protocol == Protocol::kNone) protocol = Protocol::kRaw;
-    log({{"event", "connection"},
-         {"port", port},
-         {"client", client},
-         {"protocol", protocolName(protocol)}});
+    logConnection(port, client, protocolName(protocol));
 
     if (protocol == Protocol::kRaw) {
       std::string answer = "Hello from " + options.name + " on port " + std::to_string(port) +
                            "! Received " + std::to_string(buffer.size()) + " bytes from " + client +
                            "\n";
-      co_await asio::async_write(stream, asio::buffer(answer), kNoThrow);
-      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      conn.arm("write timeout", options.idle_timeout);
+      co_await writeAll(socket, answer);
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
       co_return;
     }
     if (protocol == Protocol::kHttp) {
-      co_await serveHttp(stream, buffer, port, client, "", false);
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_await serveHttp(socket, conn, buffer, port, client, "", false);
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
-    beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), tls);
+    ssl::stream<tcp::socket&> tls_stream(socket, tls);
     auto [ec, used] =
         co_await tls_stream.async_handshake(ssl::stream_base::server, buffer.data(), kNoThrow);
     if (ec) {
       log({{"event", "tls_handshake_failed"},
            {"port", port},
            {"client", client},
-           {"error", ec.message()}});
+           {"error", conn.expired ? conn.phase : ec.message()}});
       co_return;
     }
     buffer.consume(used);
     const char* sni = SSL_get_servername(tls_stream.native_handle(), TLSEXT_NAMETYPE_host_name);
-    co_await serveHttp(tls_stream, buffer, port, client, sni != nullptr ? sni : "", true);
-    beast::get_lowest_layer(tls_stream).expires_after(std::chrono::seconds(1));
+    co_await serveHttp(tls_stream, conn, buffer, port, client, sni != nullptr ? sni : "", true);
+    if (conn.expired) co_return;
+    conn.arm("tls shutdown", std::chrono::milliseconds(1000));
     co_await tls_stream.async_shutdown(kNoThrow);
   }
 
   template <typename Stream>
-  asio::awaitable<void> serveHttp(Stream& stream, beast::flat_buffer& buffer, uint16_t port,
-                                  const std::string& client, const std::string& sni, bool is_tls) {
-    auto& lowest = beast::get_lowest_layer(stream);
+  asio::awaitable<void> serveHttp(Stream& stream, Conn& conn, beast::flat_buffer& buffer,
+                                  uint16_t port, const std::string& client, const std::string& sni,
+                                  bool is_tls) {
     std::string response;  // reused by every answer of the connection
     for (bool first = true;; first = false) {
       if (draining && !first) co_return;
       // Between requests the idle timeout runs until the next request's first byte; from there the
       // header timeout covers its headers and the body timeout its body, for every request.
       if (!first && buffer.size() == 0) {
-        lowest.expires_after(options.idle_timeout);
-        waiting[&lowest] = &buffer;
+        conn.arm("idle keep-alive timeout", options.idle_timeout);
+        conn.waiting_with = &buffer;
         auto [idle_ec, got] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
-        waiting.erase(&lowest);
-        if (idle_ec == beast::error::timeout) {
+        conn.waiting_with = nullptr;
+        if (idle_ec && conn.expired) {
           log({{"event", "closed"},
                {"port", port},
                {"client", client},
@@ -428,7 +506,7 @@ struct Worker {
         if (idle_ec) co_return;
         buffer.commit(got);
       }
-      lowest.expires_after(options.header_timeout);
+      conn.arm("header timeout", options.header_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(options.max_header_bytes);
       parser.body_limit(options.max_body_bytes);
@@ -441,11 +519,10 @@ struct Worker {
         if (ec == http::error::need_more) ec = {};
       }
       if (!ec && !parser.is_header_done()) {
-        waiting[&lowest] = &buffer;
+        conn.waiting_with = &buffer;
         std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
-        waiting.erase(&lowest);
+        conn.waiting_with = nullptr;
       }
-      const char* timeout_reason = "header timeout";
       if (!ec) {
         // RFC 9112 6.3: a request whose final transfer coding is not chunked (or that has both
         // Transfer-Encoding and Content-Length) has no reliable length: 400 and close, so no byte
@@ -453,7 +530,7 @@ struct Worker {
         const auto& header = parser.get();
         bool has_te = header.count(http::field::transfer_encoding) != 0;
         if (has_te && (!parser.chunked() || header.count(http::field::content_length) != 0)) {
-          co_await refuse(stream, port, client, http::status::bad_request,
+          co_await refuse(stream, conn, port, client, http::status::bad_request,
                           "malformed request: Transfer-Encoding must end with chunked, without "
                           "Content-Length\n",
                           "bad transfer-encoding");
@@ -461,40 +538,40 @@ struct Worker {
         }
         // A request without a body (most GETs) is complete with its headers.
         if (!parser.is_done()) {
-          lowest.expires_after(options.body_timeout);
-          timeout_reason = "body timeout";
+          conn.arm("body timeout", options.body_timeout);
           std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kNoThrow);
         }
+      }
+      if (ec && conn.expired) {
+        log({{"event", "closed"}, {"port", port}, {"client", client}, {"reason", conn.phase}});
+        co_return;
       }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         co_return;
       }
-      if (ec == beast::error::timeout) {
-        log({{"event", "closed"}, {"port", port}, {"client", client}, {"reason", timeout_reason}});
-        co_return;
-      }
       if (ec == http::error::header_limit) {
-        co_await refuse(stream, port, client, http::status::request_header_fields_too_large,
+        co_await refuse(stream, conn, port, client, http::status::request_header_fields_too_large,
                         "request headers too large\n", ec.message());
         co_return;
       }
       if (ec == http::error::body_limit) {
         co_await refuse(
-            stream, port, client, http::status::payload_too_large,
+            stream, conn, port, client, http::status::payload_too_large,
             "request body larger than " + std::to_string(options.max_body_bytes) + " bytes\n",
             ec.message());
         co_return;
       }
       if (ec) {
-        co_await refuse(stream, port, client, http::status::bad_request,
+        co_await refuse(stream, conn, port, client, http::status::bad_request,
                         "malformed request: " + ec.message() + "\n", ec.message());
         co_return;
       }
       auto& request = parser.get();
       bool keep_alive = request.keep_alive() && !draining;
       unsigned status = respond(response, request, port, client, sni, is_tls, keep_alive);
-      lowest.expires_after(options.idle_timeout);
+      // A client that does not read its answer gets the idle timeout.
+      conn.arm("write timeout", options.idle_timeout);
       auto write_ec = co_await writeAll(stream, response);
       logRequest(port, client, request.method_string(), request.target(),
                  request[http::field::host], sni, is_tls, status);
@@ -504,13 +581,13 @@ struct Worker {
 
   // Writes all of data. On plain TCP it first tries a non-blocking write, which takes the whole of
   // a small answer into the socket buffer in one call, with no asynchronous operation; the
-  // asynchronous write (with the stream's timeout) is for what does not fit.
+  // asynchronous write (under the connection's deadline) is for what does not fit.
   template <typename Stream>
   asio::awaitable<boost::system::error_code> writeAll(Stream& stream, const std::string& data) {
     size_t written = 0;
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
       boost::system::error_code ec;
-      written = stream.socket().write_some(asio::buffer(data), ec);
+      written = stream.write_some(asio::buffer(data), ec);
       if (ec && ec != asio::error::would_block) co_return ec;
       if (written == data.size()) co_return boost::system::error_code{};
     }
@@ -521,13 +598,13 @@ struct Worker {
 
   // An error answer, then the connection closes (nothing after a bad request is trusted).
   template <typename Stream>
-  asio::awaitable<void> refuse(Stream& stream, uint16_t port, const std::string& client,
+  asio::awaitable<void> refuse(Stream& stream, Conn& conn, uint16_t port, const std::string& client,
                                http::status status, const std::string& body,
                                const std::string& error) {
     std::string response;
     writeResponse(response, 11, status, client, "text/plain", body, false, false);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
-    co_await asio::async_write(stream, asio::buffer(response), kNoThrow);
+    conn.arm("write timeout", std::chrono::milliseconds(5000));
+    co_await writeAll(stream, response);
     log({{"event", "request"},
          {"port", port},
          {"client", client},
@@ -657,6 +734,7 @@ bool EgressServer::start(std::string* error) {
   for (auto& acceptor : first.acceptors) {
     asio::co_spawn(first.io, first.acceptLoop(*acceptor), asio::detached);
   }
+  for (auto& worker : impl_->workers) asio::co_spawn(worker->io, worker->sweep(), asio::detached);
   return true;
 }
 
@@ -688,8 +766,9 @@ void EgressServer::drain() {
                      {"deadline_ms", worker->options.drain_timeout.count()}});
       }
       for (auto& acceptor : worker->acceptors) acceptor->close(ignored);
-      for (auto [stream, received] : worker->waiting) {
-        if (received->size() == 0) stream->socket().cancel(ignored);
+      for (Conn* conn : worker->conns) {
+        if (conn->waiting_with != nullptr && conn->waiting_with->size() == 0)
+          conn->socket->cancel(ignored);
       }
       if (worker->active == 0) {
         worker->io.stop();
