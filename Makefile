@@ -69,6 +69,7 @@ bench: wasm native
 	$(NATIVE_DIR)/bench/host_bench
 	bash bench/apps_bench.sh $(NATIVE_DIR)/apps/egress-server
 	bash bench/proxy_bench.sh $(NATIVE_DIR) $(MODULE)
+	bash bench/egress_path_bench.sh $(NATIVE_DIR) $(MODULE)
 
 # sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
 WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))
