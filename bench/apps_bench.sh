@@ -50,12 +50,20 @@ rate() {  # rate URL WRK-ARGS...: requests/s and p99
   out=$(wrk -t2 -d"${seconds}s" --latency "$@" "$url" 2>&1)
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
 }
-printf '%-36s %14s %10s %14s %10s %8s\n' "" "egress-server" "p99" "nginx" "p99" "ratio"
-pair() {  # pair LABEL WRK-ARGS...: the same run against both servers, interleaved
-  local label=$1 ours theirs; shift
-  read -r ours ours_p99 < <(rate "http://127.0.0.1:$port/" "$@")
-  read -r theirs theirs_p99 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
-  printf '%-36s %10s/s %10s %10s/s %10s %7.2fx\n' "$label" "$ours" "$ours_p99" "$theirs" "$theirs_p99" \
+printf '%-36s %14s %16s %14s %16s %8s\n' "(mean of 2 runs each, order A B B A)" "egress-server" "p99 (each run)" "nginx" "p99 (each run)" "ratio"
+# pair LABEL WRK-ARGS...: the same run against both servers in the order A B B A, each figure the
+# mean of its two runs: the machine's load drifts (a shared 2-core VM), and a fixed order would
+# hand the drift to one side.
+pair() {
+  local label=$1 a1 a2 b1 b2 p_a1 p_a2 p_b1 p_b2; shift
+  read -r a1 p_a1 < <(rate "http://127.0.0.1:$port/" "$@")
+  read -r b1 p_b1 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
+  read -r b2 p_b2 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
+  read -r a2 p_a2 < <(rate "http://127.0.0.1:$port/" "$@")
+  local ours theirs
+  ours=$(awk -v x="$a1" -v y="$a2" 'BEGIN {printf "%.0f", (x + y) / 2}')
+  theirs=$(awk -v x="$b1" -v y="$b2" 'BEGIN {printf "%.0f", (x + y) / 2}')
+  printf '%-36s %10s/s %16s %10s/s %16s %7.2fx\n' "$label" "$ours" "$p_a1/$p_a2" "$theirs" "$p_b1/$p_b2" \
     "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (b > 0 ? a / b : 0)}')"
 }
 pair "keep-alive, 100 connections" -c100
@@ -68,30 +76,46 @@ echo "egress-server RSS after the runs, idle: $(rss)"
 kill "$nginx_pid" 2>/dev/null || true
 
 # Wall-clock figures move with whatever else the 2 cores do; instructions per request (callgrind)
-# do not: the server run once with 1 request and once with 2001, same certificate.
+# do not: each server run once with 1 request and once with 2001 keep-alive requests, the
+# difference divided by 2000. nginx runs as one process (master_process off) for the same count.
 if command -v valgrind >/dev/null; then
   kill "$pid" 2>/dev/null || true
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench -keyout "$log.key" -out "$log.crt" 2>/dev/null
-  instructions() {  # instructions N: total instructions of a server run that answers N keep-alive requests
-    local out="$log.cg" total
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --name egress1 --listen "127.0.0.1:$port" \
-      --listen "127.0.0.1:$((port + 1))" --tls-cert "$log.crt" --tls-key "$log.key" >"$log" 2>/dev/null &
-    local cg=$!
-    for _ in $(seq 200); do grep -q ":$((port + 1))" "$log" 2>/dev/null && break; sleep 0.05; done
-    python3 - "$port" "$1" <<'PY'
+  sed -e 's/^worker_processes 2;/master_process off;\nworker_processes 1;/' "$work/nginx.conf" >"$work/nginx-one.conf"
+  requests() {  # requests PORT N: N keep-alive requests on one connection
+    python3 - "$1" "$2" <<'PY'
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
 for _ in range(int(sys.argv[2])):
     c.request("GET", "/", headers={"Host": "bench"})
     c.getresponse().read()
 PY
-    kill -INT "$cg"; wait "$cg" 2>/dev/null || true
+  }
+  instructions() {  # instructions egress-server|nginx N: total instructions of a run answering N requests
+    local out="$log.cg" total cg
+    if [ "$1" = nginx ]; then
+      valgrind --tool=callgrind --callgrind-out-file="$out" nginx -p "$work" -e "$work/error.log" \
+        -c "$work/nginx-one.conf" >/dev/null 2>&1 &
+      cg=$!
+      for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.05; done
+      requests "$nginx_port" "$2"
+      kill -QUIT "$cg"; wait "$cg" 2>/dev/null || true
+    else
+      valgrind --tool=callgrind --callgrind-out-file="$out" "$server" --name egress1 --threads 1 \
+        --listen "127.0.0.1:$port" --listen "127.0.0.1:$((port + 1))" --tls-cert "$log.crt" \
+        --tls-key "$log.key" >"$log" 2>/dev/null &
+      cg=$!
+      for _ in $(seq 200); do grep -q ":$((port + 1))" "$log" 2>/dev/null && break; sleep 0.05; done
+      requests "$port" "$2"
+      kill -INT "$cg"; wait "$cg" 2>/dev/null || true
+    fi
     total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
     rm -f "$out"
     echo "$total"
   }
-  one=$(instructions 1)
-  many=$(instructions 2001)
-  echo "instructions per keep-alive request (callgrind): $(( (many - one) / 2000 ))"
+  ours=$(( ($(instructions egress-server 2001) - $(instructions egress-server 1)) / 2000 ))
+  theirs=$(( ($(instructions nginx 2001) - $(instructions nginx 1)) / 2000 ))
+  printf 'instructions per keep-alive request (callgrind, user space): egress-server %s, nginx %s (nginx / egress-server %.2fx)\n' \
+    "$ours" "$theirs" "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (a > 0 ? b / a : 0)}')"
   rm -f "$log.key" "$log.crt"
 fi
