@@ -121,7 +121,7 @@ class ConfigReader {
           !config.match_ports.empty() ||
           std::any_of(config.targets.begin(), config.targets.end(),
                       [](const Target& t) { return t.cluster.has_port; });
-      result.config = std::move(config);
+      result.config.emplace(std::move(config));
     } else {
       result.error = std::move(error_);
     }

@@ -67,7 +67,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
       proxy_wasm::log(HostLogLevel::kError, concat({kLogPrefix, parsed.error.message()}));
       return false;
     }
-    config_ = std::move(*parsed.config);
+    config_.emplace(std::move(*parsed.config));  // emplace: no move-assignment code for Config
     encoded_.assign(config_->targets.size(), EncodedTarget());
     defineMetrics(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {

@@ -49,6 +49,10 @@ class Registry {
   }
 
   void insert(uint32_t id, std::unique_ptr<ContextBase> context) {
+    if (contexts.empty() || contexts.back().id < id) {  // the usual case: a new, higher id
+      contexts.push_back(Entry{id, std::move(context)});
+      return;
+    }
     auto it = lowerBound(id);
     if (it != contexts.end() && it->id == id) {
       it->context = std::move(context);  // a host reusing a live id replaces the old context
@@ -61,6 +65,11 @@ class Registry {
   }
 
   void erase(uint32_t id) {
+    if (!contexts.empty() && contexts.back().id == id) {  // the usual case: the newest context
+      contexts.back().context->onDelete();
+      contexts.pop_back();
+      return;
+    }
     auto it = lowerBound(id);
     if (it == contexts.end() || it->id != id) return;
     it->context->onDelete();

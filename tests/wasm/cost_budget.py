@@ -17,12 +17,12 @@ RULES = ('{"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_c
 
 # (name, configuration, host log level, traffic, budget, goal)
 CASES = [
-    ("istio, line off, sidecar", "istio", "warn", "sidecar", 1700, 1500),
-    ("istio, line off, cold", "istio", "warn", "cold", 2300, 1500),
-    ("istio, line on, sidecar", "istio", "info", "sidecar", 2400, 3000),
-    ("istio, line on, cold", "istio", "info", "cold", 3000, 3000),
-    ("rules, line off, cold", RULES, "warn", "cold", 2450, 1500),
-    ("rules, line on, cold", RULES, "info", "cold", 3200, 3000),
+    ("istio, line off, sidecar", "istio", "warn", "sidecar", 1650, 1500),
+    ("istio, line off, cold", "istio", "warn", "cold", 2150, 1500),
+    ("istio, line on, sidecar", "istio", "info", "sidecar", 2300, 3000),
+    ("istio, line on, cold", "istio", "info", "cold", 2800, 3000),
+    ("rules, line off, cold", RULES, "warn", "cold", 2300, 1500),
+    ("rules, line on, cold", RULES, "info", "cold", 2950, 3000),
 ]
 CONNECTIONS = 40
 
