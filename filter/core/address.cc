@@ -265,6 +265,20 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
 }
 
 std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
+  if (whole_size_ != 0 && text.size() == whole_size_) {
+    alignas(8) unsigned char padded[24] = {};
+    __builtin_memcpy(padded, text.data(), whole_size_);
+    uint64_t a[3];
+    uint64_t b[3];
+    __builtin_memcpy(a, padded, sizeof(a));
+    __builtin_memcpy(b, whole_, sizeof(b));
+    if (((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2])) == 0) {
+      SocketAddress address;
+      address.ip = ip_;
+      address.port = whole_port_;
+      return address;
+    }
+  }
   if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6) {
     alignas(8) unsigned char head[16] = {};
     __builtin_memcpy(head, text.data(), size_);
@@ -278,7 +292,10 @@ std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
       if (text.size() == size_) return address;
       if (text[size_] == ':') {
         address.port = parsePort(text.substr(size_ + 1));
-        if (address.port) return address;
+        if (address.port) {
+          if (remember_whole_) remember(text, *address.port);
+          return address;
+        }
       }
       // Same address, then something that is not ":port": the general parser decides.
     }
@@ -292,7 +309,16 @@ std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
   __builtin_memcpy(text_, text.data(), ip_size);
   size_ = ip_size;
   ip_ = fast.ip;
+  whole_size_ = 0;  // remembered whole only when it repeats: new addresses pay no copy
   return fast;
+}
+
+// The whole text of the remembered address with a port (the IP part is text_, already set).
+void AddressMemo::remember(std::string_view text, uint16_t port) {
+  __builtin_memset(whole_, 0, sizeof(whole_));
+  __builtin_memcpy(whole_, text.data(), text.size());  // a.b.c.d:port is at most 21 bytes
+  whole_size_ = text.size();
+  whole_port_ = port;
 }
 
 bool IpPrefix::contains(const IpAddress& address) const {

@@ -48,14 +48,25 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text);
 // Gives exactly parseSocketAddress's answers (tests/fuzz/fuzz_address.cc checks it).
 class AddressMemo {
  public:
+  // remember_whole: also remember the whole text with its port once the same address repeats (for
+  // destinations, which repeat whole; sources change port every connection).
+  explicit AddressMemo(bool remember_whole = false) : remember_whole_(remember_whole) {}
   std::optional<SocketAddress> parse(std::string_view text);
 
  private:
+  void remember(std::string_view text, uint16_t port);
+
   // The remembered address text ("255.255.255.255" at most), zero-padded: compared as two 64-bit
   // words.
   alignas(8) unsigned char text_[16] = {};
   size_t size_ = 0;  // 0 = nothing remembered
   IpAddress ip_;
+  // The last whole "a.b.c.d:port" text (21 bytes at most) and its port, zero-padded: a
+  // destination repeats whole (a sidecar calls the same service), so its port is not read again.
+  alignas(8) unsigned char whole_[24] = {};
+  size_t whole_size_ = 0;  // 0 = nothing remembered
+  uint16_t whole_port_ = 0;
+  bool remember_whole_;
 };
 
 struct IpPrefix {

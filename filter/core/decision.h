@@ -36,7 +36,7 @@ Decision decide(const Config& config, std::string_view source_address,
 // The addresses of the previous connection, kept by a caller that decides for many (the plugin).
 struct AddressMemos {
   AddressMemo source;
-  AddressMemo destination;
+  AddressMemo destination{/*remember_whole=*/true};
 };
 
 // decide without rendering the cluster name (Decision::cluster stays empty), reading the addresses

@@ -110,8 +110,10 @@ class Registry {
     const Factories* f = factoriesFor(root_id);
     bool registered = f != nullptr && f->root != nullptr;
     if (!registered) {
-      log(LogLevel::kWarn, "proxy-wasm sdk: no root context registered for root_id '" + root_id +
-                               "'; the plugin will do nothing");
+      std::string message = "proxy-wasm sdk: no root context registered for root_id '";
+      message += root_id;
+      message += "'; the plugin will do nothing";
+      log(LogLevel::kWarn, message);
     }
     std::unique_ptr<RootContext> root =
         registered ? f->root(id, root_id) : std::make_unique<RootContext>(id, root_id);

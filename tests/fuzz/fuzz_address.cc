@@ -24,16 +24,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 inet_pton(AF_INET6, text.c_str(), buffer) == 1;
     if (libc != ip.has_value()) std::abort();
   }
+  // Both memos: the source kind and the destination kind, which also remembers whole texts.
   tcpsteer::AddressMemo memo;
+  tcpsteer::AddressMemo whole_memo(/*remember_whole=*/true);
   std::string_view rest(text);
   for (int line = 0; line < 64 && !rest.empty(); ++line) {
     std::string_view item = rest.substr(0, rest.find('\n'));
     rest.remove_prefix(std::min(rest.size(), item.size() + 1));
     auto expected = tcpsteer::parseSocketAddress(item);
-    auto remembered = memo.parse(item);
-    if (expected.has_value() != remembered.has_value()) std::abort();
-    if (expected && (expected->ip != remembered->ip || expected->port != remembered->port))
-      std::abort();
+    for (tcpsteer::AddressMemo* m : {&memo, &whole_memo}) {
+      auto remembered = m->parse(item);
+      if (expected.has_value() != remembered.has_value()) std::abort();
+      if (expected && (expected->ip != remembered->ip || expected->port != remembered->port))
+        std::abort();
+    }
   }
   static const tcpsteer::Config config = tcpsteer::istioPreset();
   tcpsteer::Decision decision = tcpsteer::decide(config, text, "192.0.2.1:443");

@@ -131,16 +131,37 @@ TEST(AddressMemo, AnswersAsTheParserInAnyOrder) {
                                              "010.244.0.13:1",
                                              "10.244.0.13 ",
                                              ""};
-  AddressMemo memo;
-  for (int round = 0; round < 2; ++round) {
-    for (const std::string& text : sequence) {
-      auto expected = parseSocketAddress(text);
-      auto remembered = memo.parse(text);
-      ASSERT_EQ(expected.has_value(), remembered.has_value()) << text;
-      if (!expected) continue;
-      EXPECT_EQ(expected->ip, remembered->ip) << text;
-      EXPECT_EQ(expected->port, remembered->port) << text;
+  // Both kinds: the source memo, and the destination memo that also remembers whole texts (each
+  // text twice in a row, so the whole-text answer is the one checked the second time).
+  for (bool whole : {false, true}) {
+    AddressMemo memo(whole);
+    for (int round = 0; round < 2; ++round) {
+      for (const std::string& text : sequence) {
+        for (int repeat = 0; repeat < 3; ++repeat) {
+          auto expected = parseSocketAddress(text);
+          auto remembered = memo.parse(text);
+          ASSERT_EQ(expected.has_value(), remembered.has_value()) << text;
+          if (!expected) continue;
+          EXPECT_EQ(expected->ip, remembered->ip) << text << " whole=" << whole;
+          EXPECT_EQ(expected->port, remembered->port) << text << " whole=" << whole;
+        }
+      }
     }
+  }
+}
+
+// A destination that repeats whole is answered from the remembered text; a new address after it,
+// of the same length and with the same port, is not given the old address.
+TEST(AddressMemo, WholeTextIsNeverStale) {
+  AddressMemo memo(/*remember_whole=*/true);
+  for (const char* text : {"93.184.216.34:443", "93.184.216.34:443", "93.184.216.34:443",
+                           "93.184.216.35:443", "93.184.216.34:443", "93.184.216.35:443",
+                           "93.184.216.35:443", "93.184.216.35:444", "93.184.216.35:443"}) {
+    auto expected = parseSocketAddress(text);
+    auto remembered = memo.parse(text);
+    ASSERT_TRUE(expected && remembered) << text;
+    EXPECT_EQ(expected->ip, remembered->ip) << text;
+    EXPECT_EQ(expected->port, remembered->port) << text;
   }
 }
 
