@@ -197,25 +197,28 @@ struct Worker {
   Shared& shared;
   const ServerOptions& options;
   ssl::context& tls;
-  asio::io_context io{1};
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // worker 0 only
-  std::vector<Worker*> workers;                           // worker 0 only: where sessions go
-  size_t next_worker = 0;
+  // Declared before io, so destroyed after it: io's destructor destroys the sessions still
+  // pending, and their clean-up (unregistering, counting down) touches these.
   // This worker's connections; on drain the ones waiting for a request with none of it received are
   // closed at once, the others finish their request (within drain_timeout).
   std::unordered_set<Conn*> conns;
-  asio::steady_timer sweep_timer{io};
   bool busy_since_trim = false;
   size_t active = 0;  // this worker's sessions
   bool draining = false;
-  asio::steady_timer drain_timer{io};
-
+  std::vector<Worker*> workers;  // worker 0 only: where sessions go
+  size_t next_worker = 0;
   // stdout lines are batched: written when kLogBatchBytes have gathered or kLogDelay after the
   // first line of a batch, whichever comes first. Under load that is one write per 64 KiB instead
   // of one per event-loop turn (a write syscall per few requests, as many as the responses' own);
   // when quiet a line still reaches stdout within kLogDelay (logs and tests read them live).
   std::string pending_log;
   bool log_flush_posted = false;
+
+  asio::io_context io{1};
+  // Declared after io, so destroyed before it: they use its services.
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // worker 0 only
+  asio::steady_timer sweep_timer{io};
+  asio::steady_timer drain_timer{io};
   asio::steady_timer log_timer{io};
 
   void emit(const std::string& line) {
