@@ -1,5 +1,4 @@
 // egress-server: the demo's egress (run twice, as egress1 and egress2). See --help.
-#include <malloc.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
@@ -81,10 +80,6 @@ int main(int argc, char** argv) {
   // with EPIPE and are dropped. SIGHUP (a closed terminal) is ignored, as tcpsteer-proxy does.
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGHUP, SIG_IGN);
-  // One malloc arena for all event loops: with one per thread, the memory freed after a burst of
-  // TLS handshakes stayed in each arena (private dirty 4.3 MiB after the bench's runs, 3.7 MiB with
-  // one arena, same request rates).
-  mallopt(M_ARENA_MAX, 1);
   tcpsteer::apps::EgressServer server(options);
   std::string error;
   if (!server.start(&error)) {
