@@ -54,21 +54,29 @@ rate() {  # rate URL WRK-ARGS...: requests/s and p99
   out=$(wrk -t2 -d"${seconds}s" --latency "$@" "$url" 2>&1)
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
 }
-printf '%-36s %14s %16s %14s %16s %8s\n' "(mean of 2 runs each, order A B B A)" "egress-server" "p99 (each run)" "nginx" "p99 (each run)" "ratio"
-# pair LABEL WRK-ARGS...: the same run against both servers in the order A B B A, each figure the
-# mean of its two runs: the machine's load drifts (a shared 2-core VM), and a fixed order would
-# hand the drift to one side.
+printf '%-36s %14s %16s %14s %16s %8s\n' "(median of $((2 * ${BENCH_ROUNDS:-2})) runs each, A B B A)" "egress-server" "p99 (last run)" "nginx" "p99 (last run)" "ratio"
+# pair LABEL WRK-ARGS...: the same run against both servers, BENCH_ROUNDS times in the order A B B A,
+# each side's figure the median of its runs: the machine's load drifts (a shared 2-core VM), and a
+# fixed order would hand the drift to one side.
+rounds=${BENCH_ROUNDS:-2}
+median() { tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 pair() {
-  local label=$1 a1 a2 b1 b2 p_a1 p_a2 p_b1 p_b2; shift
-  read -r a1 p_a1 < <(rate "http://127.0.0.1:$port/" "$@")
-  read -r b1 p_b1 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
-  read -r b2 p_b2 < <(rate "http://127.0.0.1:$nginx_port/" "$@")
-  read -r a2 p_a2 < <(rate "http://127.0.0.1:$port/" "$@")
-  local ours theirs
-  ours=$(awk -v x="$a1" -v y="$a2" 'BEGIN {printf "%.0f", (x + y) / 2}')
-  theirs=$(awk -v x="$b1" -v y="$b2" 'BEGIN {printf "%.0f", (x + y) / 2}')
-  printf '%-36s %10s/s %16s %10s/s %16s %7.2fx\n' "$label" "$ours" "$p_a1/$p_a2" "$theirs" "$p_b1/$p_b2" \
-    "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (b > 0 ? a / b : 0)}')"
+  local label=$1 ours=() theirs=() p_ours=() p_theirs=() rate_ p99 round; shift
+  for ((round = 0; round < rounds; round++)); do
+    for side in a b b a; do
+      if [ "$side" = a ]; then
+        read -r rate_ p99 < <(rate "http://127.0.0.1:$port/" "$@"); ours+=("$rate_"); p_ours+=("$p99")
+      else
+        read -r rate_ p99 < <(rate "http://127.0.0.1:$nginx_port/" "$@"); theirs+=("$rate_"); p_theirs+=("$p99")
+      fi
+    done
+  done
+  local a b
+  a=$(echo "${ours[*]}" | median)
+  b=$(echo "${theirs[*]}" | median)
+  printf '%-36s %10.0f/s %16s %10.0f/s %16s %7.2fx\n' "$label" "$a" "${p_ours[-1]}" "$b" "${p_theirs[-1]}" \
+    "$(awk -v x="$a" -v y="$b" 'BEGIN {print (y > 0 ? x / y : 0)}')"
+  echo "    runs: egress-server ${ours[*]}; nginx ${theirs[*]}"
 }
 pair "keep-alive, 100 connections" -c100
 echo "egress-server RSS right after load: $(rss)"
@@ -117,9 +125,9 @@ PY
     rm -f "$out"
     echo "$total"
   }
-  ours=$(( ($(instructions egress-server 2001) - $(instructions egress-server 1)) / 2000 ))
-  theirs=$(( ($(instructions nginx 2001) - $(instructions nginx 1)) / 2000 ))
+  ours_ir=$(( ($(instructions egress-server 2001) - $(instructions egress-server 1)) / 2000 ))
+  theirs_ir=$(( ($(instructions nginx 2001) - $(instructions nginx 1)) / 2000 ))
   printf 'instructions per keep-alive request (callgrind, user space): egress-server %s, nginx %s (nginx / egress-server %.2fx)\n' \
-    "$ours" "$theirs" "$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (a > 0 ? b / a : 0)}')"
+    "$ours_ir" "$theirs_ir" "$(awk -v a="$ours_ir" -v b="$theirs_ir" 'BEGIN {print (a > 0 ? b / a : 0)}')"
   rm -f "$log.key" "$log.crt"
 fi
