@@ -38,6 +38,7 @@ using namespace net;  // asio, beast, http, ssl, tcp, kNoThrow, endpointText
 constexpr std::chrono::milliseconds kFirstAcceptPause{5};
 constexpr size_t kLogBatchBytes = size_t{64} * 1024;
 constexpr std::chrono::milliseconds kLogDelay{20};
+constexpr size_t kAnswersPerYield = 32;
 constexpr std::chrono::milliseconds kMaxAcceptPause{1000};
 
 enum class Protocol { kTls, kHttp, kRaw, kNone };
@@ -619,6 +620,14 @@ struct Worker {
       logRequest(text, request.method_string(), request.target(), request[http::field::host],
                  is_tls, status);
       if (write_ec || !keep_alive) co_return;
+      // Under load asio's loop never sleeps (completions are always queued, so it polls epoll with
+      // a zero timeout), and the kernel preempted it mid-batch about 2,000 times in 4 s, leaving
+      // the connections of that batch waiting (p99 ~5-8 ms). Giving the CPU up at a point of our
+      // choosing every kAnswersPerYield answers measured p99 3.2-3.4 ms and 2 % more req/s.
+      if (++answers_since_yield_ >= kAnswersPerYield) {
+        answers_since_yield_ = 0;
+        std::this_thread::yield();
+      }
     }
   }
 
@@ -729,6 +738,7 @@ struct Worker {
     if (!head) out += body;
   }
 
+  size_t answers_since_yield_ = 0;  // this worker's answers since it last yielded the CPU
   // respond()'s scratch: it runs without suspending, so the worker's sessions can share it (each
   // keeps its own response buffer, which lives across the write).
   std::string body_;
