@@ -403,6 +403,28 @@ check_gateway_logs() {
   return "$ok"
 }
 
+# "NAME IP" of each running demo-client pod that is not being replaced (a rollout restart leaves
+# old ones terminating).
+client_pods() {
+  kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
+    jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"'
+}
+
+# check_with_retries POD CHECK [ARGS...]: POD's client and istio-proxy logs into $work, then CHECK
+# ARGS, until it passes or six tries 5 s apart have passed (the client makes a round every 2 s);
+# the last try's output is in $work/result.
+check_with_retries() {
+  local pod=$1 attempt
+  shift
+  for attempt in 1 2 3 4 5 6; do
+    kubectl -n "$NAMESPACE" logs "$pod" -c demo-client --since=10m >"$work/client.log" || true
+    kubectl -n "$NAMESPACE" logs "$pod" -c istio-proxy --since=10m >"$work/proxy.log" || true
+    if "$@" >"$work/result" 2>&1; then return 0; fi
+    ((attempt < 6)) && sleep 5
+  done
+  return 0
+}
+
 # Gateway pod addresses of deployment NAME (running, not being replaced), space separated.
 gateway_ips() {
   kubectl -n "$GATEWAY_NAMESPACE" get pods -l "istio=$1" --field-selector=status.phase=Running -o json |
@@ -447,22 +469,16 @@ cmd_verify_gateways() {
     run kubectl -n "$NAMESPACE" exec POD -c demo-client -- /usr/local/bin/demo-client --target=other.tcpsteer.example --connect-to=198.18.0.10
     return 0
   fi
-  local gw1 gw2 pods failed=0 name ip attempt expected
+  local gw1 gw2 pods failed=0 name ip expected
   gw1=$(gateway_ips egress1)
   gw2=$(gateway_ips egress2)
   if [ -z "$gw1" ] || [ -z "$gw2" ]; then
     die "no running gateway pod (egress1: '${gw1}', egress2: '${gw2}'): kubectl -n $GATEWAY_NAMESPACE get pods"
   fi
-  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
-    jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')
+  pods=$(client_pods)
   [ -n "$pods" ] || die "no running demo-client pod in namespace $NAMESPACE (kubectl -n $NAMESPACE get pods)"
   while read -r name ip; do
-    for attempt in 1 2 3 4 5 6; do
-      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log" || true
-      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log" || true
-      if check_gateway_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" "$gw1" "$gw2" >"$work/result" 2>&1; then break; fi
-      ((attempt < 6)) && sleep 5
-    done
+    check_with_retries "$name" check_gateway_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" "$gw1" "$gw2"
     cat "$work/result"
     grep -q FAIL "$work/result" && failed=1
     # The gateway's side (needs access logging: the demo profile writes it to stdout): the client pod
@@ -509,19 +525,11 @@ cmd_verify() {
     return 0
   fi
   if ! ((port80)) && kubectl -n "$NAMESPACE" get envoyfilter tcpsteer-port80 >/dev/null 2>&1; then port80=1; fi
-  local pods failed=0 name ip attempt
-  # Running pods that are not being replaced (a rollout restart leaves old ones terminating).
-  pods=$(kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
-    jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"')
+  local pods failed=0 name ip
+  pods=$(client_pods)
   [ -n "$pods" ] || die "no running demo-client pod in namespace $NAMESPACE (kubectl -n $NAMESPACE get pods)"
   while read -r name ip; do
-    # The client makes one round every 2 s; give it time for a few.
-    for attempt in 1 2 3 4 5 6; do
-      kubectl -n "$NAMESPACE" logs "$name" -c demo-client --since=10m >"$work/client.log" || true
-      kubectl -n "$NAMESPACE" logs "$name" -c istio-proxy --since=10m >"$work/proxy.log" || true
-      if check_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" >"$work/result" 2>&1; then break; fi
-      ((attempt < 6)) && sleep 5
-    done
+    check_with_retries "$name" check_logs "$name" "$ip" "$work/client.log" "$work/proxy.log"
     cat "$work/result"
     grep -q FAIL "$work/result" && failed=1
     # The filter's counters as Prometheus scrapes them (informational: Istio's stats inclusion list
