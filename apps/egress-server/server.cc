@@ -704,7 +704,7 @@ struct Worker {
       body_ += "\nsni: ";
       body_ += sni.empty() ? "-" : sni;
       body_ += "\ntime: ";
-      body_ += nowIso8601();
+      appendIso8601(body_);
       body_ += '\n';
     }
     writeResponse(out, request.version(), http::status::ok, text, type, body_, keep_alive,
