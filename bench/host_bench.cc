@@ -111,10 +111,16 @@ BENCHMARK_CAPTURE(lifecycle, istio_line_off_cold, "istio", LogLevel::kWarn, Traf
 BENCHMARK_CAPTURE(lifecycle, istio_line_on_sidecar, "istio", LogLevel::kInfo, Traffic::kSidecar,
                   9610);
 BENCHMARK_CAPTURE(lifecycle, istio_line_on_cold, "istio", LogLevel::kInfo, Traffic::kCold, 9610);
+BENCHMARK_CAPTURE(lifecycle, rules_line_off_sidecar, kRules, LogLevel::kWarn, Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, rules_line_off_cold, kRules, LogLevel::kWarn, Traffic::kCold);
+BENCHMARK_CAPTURE(lifecycle, rules_line_on_sidecar, kRules, LogLevel::kInfo, Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, rules_line_on_cold, kRules, LogLevel::kInfo, Traffic::kCold);
+BENCHMARK_CAPTURE(lifecycle, dry_run_line_off_sidecar, R"({"mode": "dry-run"})", LogLevel::kWarn,
+                  Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, dry_run_line_off_cold, R"({"mode": "dry-run"})", LogLevel::kWarn,
                   Traffic::kCold);
+BENCHMARK_CAPTURE(lifecycle, dry_run_line_on_sidecar, R"({"mode": "dry-run"})", LogLevel::kInfo,
+                  Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, dry_run_line_on_cold, R"({"mode": "dry-run"})", LogLevel::kInfo,
                   Traffic::kCold);
 // An unroutable source is always a warn line (a misconfiguration): "off" is the host at error.

@@ -145,18 +145,34 @@ class ConfigReader {
     if (root.type != json::Value::Type::kObject) {
       return fail("", "configuration must be a JSON object or a preset name", kDocumentExpected);
     }
+    // One pass names every member (the parser has refused duplicate keys): no lookup per field.
+    enum Key : uint8_t {
+      kPreset,
+      kTargets,
+      kRules,
+      kPortMap,
+      kMatchPorts,
+      kMode,
+      kOnUnroutable,
+      kLogLevel,
+      kKeyCount
+    };
+    static constexpr std::string_view kKnown[kKeyCount] = {"preset",        "targets",     "rules",
+                                                           "port_map",      "match_ports", "mode",
+                                                           "on_unroutable", "log_level"};
+    const json::Value* fields[kKeyCount] = {};
     for (const json::Member& member : root.members) {
-      static constexpr std::string_view kKnown[] = {"preset",        "targets",     "rules",
-                                                    "port_map",      "match_ports", "mode",
-                                                    "on_unroutable", "log_level"};
-      if (std::find(std::begin(kKnown), std::end(kKnown), member.key) == std::end(kKnown)) {
+      size_t key = 0;
+      while (key < kKeyCount && kKnown[key] != member.key) ++key;
+      if (key == kKeyCount) {
         return fail(
             Field(member.key, SIZE_MAX), "unknown field",
             "one of preset, targets, rules, port_map, match_ports, mode, on_unroutable, log_level");
       }
+      fields[key] = &member.value;
     }
-    const json::Value* preset = root.find("preset");
-    const json::Value* targets = root.find("targets");
+    const json::Value* preset = fields[kPreset];
+    const json::Value* targets = fields[kTargets];
     if (preset != nullptr && targets != nullptr) {
       return fail("preset", "preset and targets are both set",
                   "either \"preset\" or \"targets\", not both");
@@ -171,26 +187,26 @@ class ConfigReader {
     if (targets != nullptr) {
       if (!readTargets(*targets, config)) return false;
     }
-    if (const json::Value* rules = root.find("rules")) {
+    if (const json::Value* rules = fields[kRules]) {
       if (!readRules(*rules, config)) return false;
     }
-    if (const json::Value* port_map = root.find("port_map")) {
+    if (const json::Value* port_map = fields[kPortMap]) {
       if (!readPortMap(*port_map, config)) return false;
     }
-    if (const json::Value* match_ports = root.find("match_ports")) {
+    if (const json::Value* match_ports = fields[kMatchPorts]) {
       if (!readMatchPorts(*match_ports, config)) return false;
     }
-    if (const json::Value* mode = root.find("mode")) {
+    if (const json::Value* mode = fields[kMode]) {
       auto index = readEnum(*mode, {"route", "dry-run"});
       if (!index) return fail("mode", "unknown mode", "\"route\" or \"dry-run\"");
       config.mode = static_cast<Mode>(*index);
     }
-    if (const json::Value* on_unroutable = root.find("on_unroutable")) {
+    if (const json::Value* on_unroutable = fields[kOnUnroutable]) {
       auto index = readEnum(*on_unroutable, {"passthrough", "close"});
       if (!index) return fail("on_unroutable", "unknown policy", "\"passthrough\" or \"close\"");
       config.on_unroutable = static_cast<OnUnroutable>(*index);
     }
-    if (const json::Value* log_level = root.find("log_level")) {
+    if (const json::Value* log_level = fields[kLogLevel]) {
       auto index = readEnum(*log_level, {"trace", "debug", "info", "warn", "error", "critical"});
       if (!index) {
         return fail("log_level", "unknown log level",
@@ -239,7 +255,7 @@ class ConfigReader {
       const json::Value& item = value.items[i];
       Field field("targets", i);
       Target target;
-      std::string template_text;
+      std::string_view template_text;  // a view: no string copy code in the module
       if (item.type == json::Value::Type::kString) {
         template_text = item.text;
         target.name = deriveTargetName(item.text, i);
@@ -257,7 +273,7 @@ class ConfigReader {
           return fail(Field("targets", i, ".name"), "invalid target name",
                       "1 to 32 characters of A-Z a-z 0-9 _ -");
         }
-        target.name = name->text;
+        target.name.assign(name->text);
         template_text = cluster->text;
         field.suffix = ".cluster";
       } else {

@@ -172,22 +172,15 @@ class Parser {
     return value;
   }
 
+  // One append per code point: a byte per push_back would be ten growth checks in the module.
   static void appendUtf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
+    size_t length = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    static constexpr unsigned char kLead[] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+    char bytes[4];
+    for (size_t i = length - 1; i > 0; --i, cp >>= 6)
+      bytes[i] = static_cast<char>(0x80 | (cp & 0x3F));
+    bytes[0] = static_cast<char>(kLead[length] | cp);
+    out.append(bytes, length);
   }
 
   // Length of the valid UTF-8 sequence at pos_ (1..4), or 0 if invalid (overlong, surrogate, >
@@ -228,47 +221,25 @@ class Parser {
         ++pos_;
         if (pos_ >= text_.size()) return failBool("unterminated string");
         char e = text_[pos_++];
-        switch (e) {
-          case '"':
-            out.push_back('"');
-            break;
-          case '\\':
-            out.push_back('\\');
-            break;
-          case '/':
-            out.push_back('/');
-            break;
-          case 'b':
-            out.push_back('\b');
-            break;
-          case 'f':
-            out.push_back('\f');
-            break;
-          case 'n':
-            out.push_back('\n');
-            break;
-          case 'r':
-            out.push_back('\r');
-            break;
-          case 't':
-            out.push_back('\t');
-            break;
-          case 'u': {
-            auto cp = parseHex4();
-            if (!cp) return failBool("invalid \\u escape");
-            if (*cp >= 0xDC00 && *cp <= 0xDFFF) return failBool("lone low surrogate");
-            if (*cp >= 0xD800 && *cp <= 0xDBFF) {
-              if (!consumeWord("\\u")) return failBool("lone high surrogate");
-              auto low = parseHex4();
-              if (!low || *low < 0xDC00 || *low > 0xDFFF) return failBool("lone high surrogate");
-              *cp = 0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00);
-            }
-            appendUtf8(out, *cp);
-            break;
+        if (e == 'u') {
+          auto cp = parseHex4();
+          if (!cp) return failBool("invalid \\u escape");
+          if (*cp >= 0xDC00 && *cp <= 0xDFFF) return failBool("lone low surrogate");
+          if (*cp >= 0xD800 && *cp <= 0xDBFF) {
+            if (!consumeWord("\\u")) return failBool("lone high surrogate");
+            auto low = parseHex4();
+            if (!low || *low < 0xDC00 || *low > 0xDFFF) return failBool("lone high surrogate");
+            *cp = 0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00);
           }
-          default:
-            return failBool("invalid escape");
+          appendUtf8(out, *cp);
+          continue;
         }
+        // The one-character escapes as pairs (escape, meaning): a table, not a switch of appends.
+        static constexpr std::string_view kEscapes = "\"\"\\\\//b\bf\fn\nr\rt\t";
+        size_t pair = 0;
+        while (pair < kEscapes.size() && kEscapes[pair] != e) pair += 2;
+        if (pair == kEscapes.size()) return failBool("invalid escape");
+        out.push_back(kEscapes[pair + 1]);
         continue;
       }
       size_t length = utf8SequenceLength();

@@ -20,6 +20,11 @@ void appendDecimal(std::string& out, uint32_t value);
 // writes into data[size, capacity) and returns the new size, cutting what does not fit.
 size_t appendText(char* data, size_t size, size_t capacity, std::string_view text);
 size_t appendDecimalText(char* data, size_t size, size_t capacity, uint32_t value);
+// appendText, then every appended byte outside '!'..'~' becomes '?' (log lines carry untrusted
+// text).
+size_t appendPrintableText(char* data, size_t size, size_t capacity, std::string_view text);
+// The same replacement in place.
+void replaceUnprintable(char* data, size_t size);
 
 // Text of at most N bytes in place: the per-connection path builds its cluster name, filter-state
 // arguments and log line here instead of on the heap. Appends past N are cut (callers size N for
@@ -32,6 +37,9 @@ class FixedText {  // NOLINT(cppcoreguidelines-pro-type-member-init): data_ is r
     if (size_ < N) data_[size_++] = c;
   }
   void appendDecimal(uint32_t value) { size_ = appendDecimalText(data_, size_, N, value); }
+  void appendPrintable(std::string_view text) {
+    size_ = appendPrintableText(data_, size_, N, text);
+  }
   FixedText& operator+=(std::string_view text) {
     append(text);
     return *this;

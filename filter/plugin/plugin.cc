@@ -2,6 +2,8 @@
 // a warn line, a counter and Continue; nothing here traps.
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "filter/core/config.h"
@@ -18,6 +20,9 @@ using proxy_wasm::FilterStatus;
 using HostLogLevel = proxy_wasm::LogLevel;
 using proxy_wasm::MetricType;
 using proxy_wasm::WasmResult;
+// Literals as string_view: appending a char* literal to a std::string costs a strlen call in the
+// module.
+using namespace std::string_view_literals;
 
 constexpr std::string_view kLogPrefix = "[TCP WASM] ";
 constexpr size_t kMaxLoggedAddress = 64;
@@ -31,11 +36,15 @@ HostLogLevel toHost(LogLevel level) {
 template <typename Out>
 void appendPrintable(Out& out, std::string_view text) {
   if (text.empty()) {
-    out += "(empty)";
+    out += "(empty)"sv;
     return;
   }
-  for (char c : text.substr(0, kMaxLoggedAddress)) out.push_back(c > ' ' && c < 0x7f ? c : '?');
-  if (text.size() > kMaxLoggedAddress) out += "...";
+  if constexpr (std::is_same_v<Out, std::string>) {
+    for (char c : text.substr(0, kMaxLoggedAddress)) out.push_back(c > ' ' && c < 0x7f ? c : '?');
+  } else {
+    out.appendPrintable(text.substr(0, kMaxLoggedAddress));  // the per-connection path
+  }
+  if (text.size() > kMaxLoggedAddress) out += "..."sv;
 }
 
 // Per-connection text lives in these fixed buffers, never on the heap. The longest decision line
@@ -72,11 +81,11 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     defineMetrics(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {
       std::string line(kLogPrefix);
-      line += "configured root_id=";
+      line += "configured root_id="sv;
       appendPrintable(line, rootId());
-      line += " mode=";
-      line += config_->mode == Mode::kRoute ? "route" : "dry-run";
-      line += " targets=";
+      line += " mode="sv;
+      line += config_->mode == Mode::kRoute ? "route"sv : "dry-run"sv;
+      line += " targets="sv;
       for (size_t i = 0; i < config_->targets.size(); ++i) {
         if (i > 0) line += ',';
         line += config_->targets[i].name;
@@ -84,11 +93,11 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
         const ClusterTemplate& cluster = config_->targets[i].cluster;
         line += cluster.prefix;
         if (cluster.has_port) {
-          line += "{port}";
+          line += "{port}"sv;
           line += cluster.suffix;
         }
       }
-      line += " rules=";
+      line += " rules="sv;
       appendDecimal(line, config_->rules.size());
       proxy_wasm::log(HostLogLevel::kInfo, line);
     }

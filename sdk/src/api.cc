@@ -18,7 +18,7 @@ WasmData::~WasmData() {
   ::free(data_);
 }
 
-const char* resultName(WasmResult result) {
+std::string_view resultName(WasmResult result) {
   switch (result) {
     case WasmResult::kOk:
       return "Ok";

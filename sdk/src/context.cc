@@ -112,7 +112,7 @@ class Registry {
     if (!registered) {
       std::string message = "proxy-wasm sdk: no root context registered for root_id '";
       message += root_id;
-      message += "'; the plugin will do nothing";
+      message += std::string_view("'; the plugin will do nothing");
       log(LogLevel::kWarn, message);
     }
     std::unique_ptr<RootContext> root =

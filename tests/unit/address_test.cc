@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tcpsteer {
@@ -229,6 +231,47 @@ TEST(ParsePort, Range) {
   EXPECT_FALSE(parsePort("123456"));
   EXPECT_FALSE(parsePort("+1"));
   EXPECT_FALSE(parsePort(""));
+}
+
+// The port reader checks and combines the digits as one word: compare it with a digit loop over
+// every digit string of 1 to 5 bytes, and over one bad byte at every position (the bytes around
+// '0'..'9' and those whose low or high nibble alone looks like a digit).
+std::optional<uint16_t> portByDigitLoop(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value > 65535 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(value));
+}
+
+TEST(ParsePort, MatchesADigitLoopOnEveryShortDigitString) {
+  for (size_t length = 1; length <= 5; ++length) {
+    unsigned limit = 1;
+    for (size_t i = 0; i < length; ++i) limit *= 10;
+    std::string text(length, '0');
+    for (unsigned n = 0; n < limit; ++n) {
+      unsigned rest = n;
+      for (size_t i = length; i-- > 0; rest /= 10) text[i] = static_cast<char>('0' + rest % 10);
+      ASSERT_EQ(parsePort(text), portByDigitLoop(text)) << text;
+    }
+  }
+}
+
+TEST(ParsePort, RefusesABadByteAtEveryPosition) {
+  const unsigned char bad_bytes[] = {0x00, 0x20, 0x2f, 0x3a, 0x3f, 0x40, 0x10, 0x13,
+                                     0x70, 0x79, 0xb0, 0xb9, 0xf3, 0xff, 0x03, 0x39 + 0x80};
+  for (size_t length = 1; length <= 5; ++length) {
+    for (size_t position = 0; position < length; ++position) {
+      for (unsigned char bad : bad_bytes) {
+        std::string text(length, '1');
+        text[position] = static_cast<char>(bad);
+        EXPECT_FALSE(parsePort(text)) << "length " << length << " byte " << int{bad} << " at "
+                                      << position;
+      }
+    }
+  }
 }
 
 }  // namespace

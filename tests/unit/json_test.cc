@@ -29,6 +29,18 @@ TEST(Json, ParsesDocument) {
   EXPECT_EQ(value->find("b")->find("c")->text, "x\xc3\xa9\xf0\x9f\x98\x80\n");
 }
 
+// Every escape, and \u escapes at each UTF-8 length boundary, decode to what nlohmann-json decodes.
+TEST(Json, StringEscapesDecodeAsNlohmannDoes) {
+  for (const char* text : {R"("\"\\\/\b\f\n\r\t")", R"("\u0000\u0001\u007f")", R"("\u0080\u07ff")",
+                           R"("\u0800\uffff\ud7ff\ue000")", R"("\ud800\udc00\udbff\udfff")",
+                           R"("a\u00e9b\ud83d\ude00c")"}) {
+    ParseError error;
+    auto value = parse(text, &error);
+    ASSERT_TRUE(value) << text << ": " << error.message;
+    EXPECT_EQ(value->text, nlohmann::json::parse(text).get<std::string>()) << text;
+  }
+}
+
 TEST(Json, RejectsWhatRfc8259Rejects) {
   const char* bad[] = {
       "",

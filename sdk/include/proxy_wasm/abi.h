@@ -5,12 +5,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "proxy_wasm/abi_types.h"
 
 namespace proxy_wasm {
 
-const char* resultName(WasmResult result);
+std::string_view resultName(WasmResult result);
 
 }  // namespace proxy_wasm
 
