@@ -350,15 +350,13 @@ void AddressMemo::remember(std::string_view text, uint16_t port) {
 
 bool IpPrefix::contains(const IpAddress& address) const {
   if (address.family != base.family) return false;
-  size_t full_bytes = length / 8;
-  if (!std::equal(base.bytes.begin(), base.bytes.begin() + static_cast<ptrdiff_t>(full_bytes),
-                  address.bytes.begin())) {
-    return false;
-  }
-  unsigned rest_bits = length % 8;
-  if (rest_bits == 0) return true;
-  auto mask = static_cast<uint8_t>(0xff << (8 - rest_bits));
-  return (address.bytes[full_bytes] & mask) == base.bytes[full_bytes];
+  uint64_t a[2];
+  uint64_t b[2];
+  uint64_t m[2];
+  __builtin_memcpy(a, address.bytes.data(), sizeof(a));
+  __builtin_memcpy(b, base.bytes.data(), sizeof(b));
+  __builtin_memcpy(m, mask.data(), sizeof(m));
+  return ((((a[0] ^ b[0]) & m[0]) | ((a[1] ^ b[1]) & m[1]))) == 0;
 }
 
 std::optional<IpPrefix> parsePrefix(std::string_view text) {
@@ -369,25 +367,29 @@ std::optional<IpPrefix> parsePrefix(std::string_view text) {
   if (ip->family == IpFamily::kV4 && text.substr(0, slash).find(':') != std::string_view::npos) {
     return std::nullopt;
   }
+  unsigned max_length = static_cast<unsigned>(ip->byteLength() * 8);
+  unsigned length = max_length;  // a bare address
+  if (slash != std::string_view::npos) {
+    std::string_view length_text = text.substr(slash + 1);
+    if (length_text.empty() || length_text.size() > 3) return std::nullopt;
+    length = 0;
+    for (char c : length_text) {
+      if (!isDigit(c)) return std::nullopt;
+      length = length * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (length > max_length || (length_text.size() > 1 && length_text[0] == '0'))
+      return std::nullopt;
+  }
   IpPrefix prefix;
   prefix.base = *ip;
-  unsigned max_length = static_cast<unsigned>(ip->byteLength() * 8);
-  if (slash == std::string_view::npos) {
-    prefix.length = static_cast<uint8_t>(max_length);
-    return prefix;
-  }
-  std::string_view length_text = text.substr(slash + 1);
-  if (length_text.empty() || length_text.size() > 3) return std::nullopt;
-  unsigned length = 0;
-  for (char c : length_text) {
-    if (!isDigit(c)) return std::nullopt;
-    length = length * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (length > max_length || (length_text.size() > 1 && length_text[0] == '0')) return std::nullopt;
   prefix.length = static_cast<uint8_t>(length);
-  // Reject host bits: "10.1.2.3/8" is almost always a mistake.
-  for (size_t bit = length; bit < max_length; ++bit) {
-    if (ip->bytes[bit / 8] & (0x80 >> (bit % 8))) return std::nullopt;
+  for (size_t bit = 0; bit < max_length; ++bit) {
+    auto flag = static_cast<uint8_t>(0x80 >> (bit % 8));
+    if (bit < length) {
+      prefix.mask[bit / 8] |= flag;
+    } else if (ip->bytes[bit / 8] & flag) {
+      return std::nullopt;  // host bits set: "10.1.2.3/8" is almost always a mistake
+    }
   }
   return prefix;
 }

@@ -72,6 +72,9 @@ class AddressMemo {
 struct IpPrefix {
   IpAddress base;  // host bits are zero
   uint8_t length = 0;
+  // The prefix's bits set, in the address's byte order: contains() compares two masked words per
+  // connection instead of bytes (parsePrefix fills it).
+  std::array<uint8_t, 16> mask{};
 
   bool contains(const IpAddress& address) const;
 };

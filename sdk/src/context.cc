@@ -29,9 +29,12 @@ class Registry {
     return registry;
   }
 
+  // A raw owning pointer: entries are trivially copied as the vector grows and shrinks (a
+  // unique_ptr's moves and destructor calls are instructions on every connection). insert takes
+  // ownership; erase deletes.
   struct Entry {
     uint32_t id = 0;
-    std::unique_ptr<ContextBase> context;
+    ContextBase* context = nullptr;
   };
 
   Factories factories[kMaxFactories] = {};
@@ -50,30 +53,35 @@ class Registry {
 
   void insert(uint32_t id, std::unique_ptr<ContextBase> context) {
     if (contexts.empty() || contexts.back().id < id) {  // the usual case: a new, higher id
-      contexts.push_back(Entry{id, std::move(context)});
+      contexts.push_back(Entry{id, context.release()});
       return;
     }
     auto it = lowerBound(id);
     if (it != contexts.end() && it->id == id) {
-      it->context = std::move(context);  // a host reusing a live id replaces the old context
+      delete it->context;  // a host reusing a live id replaces the old context
+      it->context = context.release();
       return;
     }
     // Append, then move into place: one growth path in the module instead of vector::insert's.
     size_t position = static_cast<size_t>(it - contexts.begin());
-    contexts.push_back(Entry{id, std::move(context)});
+    contexts.push_back(Entry{id, context.release()});
     for (size_t i = contexts.size() - 1; i > position; --i) std::swap(contexts[i], contexts[i - 1]);
   }
 
   void erase(uint32_t id) {
     if (!contexts.empty() && contexts.back().id == id) {  // the usual case: the newest context
-      contexts.back().context->onDelete();
+      ContextBase* context = contexts.back().context;
+      context->onDelete();
       contexts.pop_back();
+      delete context;
       return;
     }
     auto it = lowerBound(id);
     if (it == contexts.end() || it->id != id) return;
-    it->context->onDelete();
+    ContextBase* context = it->context;
+    context->onDelete();
     contexts.erase(it);
+    delete context;
   }
 
   const Factories* factoriesFor(std::string_view root_id) const {
@@ -89,9 +97,9 @@ class Registry {
   // The newest context (the usual target of a callback) is checked inline before any search.
   ContextBase* find(uint32_t id) {
     size_t count = contexts.size();
-    if (count != 0 && contexts[count - 1].id == id) return contexts[count - 1].context.get();
+    if (count != 0 && contexts[count - 1].id == id) return contexts[count - 1].context;
     auto it = lowerBound(id);
-    return it != contexts.end() && it->id == id ? it->context.get() : nullptr;
+    return it != contexts.end() && it->id == id ? it->context : nullptr;
   }
 
   RootContext* findRoot(uint32_t id) {
