@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tcpsteer {
@@ -217,6 +218,25 @@ TEST(ParsePrefix, MatchesV4AndV6) {
   EXPECT_TRUE(parsePrefix("10.1.2.3")->contains(*parseIp("::ffff:10.1.2.3")));
 }
 
+// Every prefix length of both families: an address differing from the base in bit b is inside the
+// prefix exactly when b is at or past the length (the masked-word compare against the bit rule).
+TEST(ParsePrefix, ContainsFollowsTheBitRuleAtEveryLength) {
+  for (auto [base_text, bits] : {std::pair<const char*, size_t>{"0.0.0.0", 32}, {"::", 128}}) {
+    for (size_t length = 0; length <= bits; ++length) {
+      auto prefix = parsePrefix(std::string(base_text) + "/" + std::to_string(length));
+      ASSERT_TRUE(prefix) << base_text << "/" << length;
+      IpAddress address = prefix->base;
+      EXPECT_TRUE(prefix->contains(address));
+      for (size_t bit = 0; bit < bits; ++bit) {
+        IpAddress flipped = address;
+        flipped.bytes[bit / 8] ^= static_cast<uint8_t>(0x80 >> (bit % 8));
+        EXPECT_EQ(prefix->contains(flipped), bit >= length)
+            << base_text << "/" << length << " bit " << bit;
+      }
+    }
+  }
+}
+
 TEST(ParsePrefix, RejectsHostBitsAndBadLengths) {
   for (const char* bad : {"10.1.2.3/8", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/08",
                           "10.0.0.0/x", "/8", "::ffff:10.0.0.0/104", "10.0.0.0/8/8"}) {
@@ -267,8 +287,8 @@ TEST(ParsePort, RefusesABadByteAtEveryPosition) {
       for (unsigned char bad : bad_bytes) {
         std::string text(length, '1');
         text[position] = static_cast<char>(bad);
-        EXPECT_FALSE(parsePort(text)) << "length " << length << " byte " << int{bad} << " at "
-                                      << position;
+        EXPECT_FALSE(parsePort(text))
+            << "length " << length << " byte " << int{bad} << " at " << position;
       }
     }
   }
