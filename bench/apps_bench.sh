@@ -49,40 +49,60 @@ rss() {
 }
 echo "egress-server vs nginx (${seconds}s per run, wrk -t2; egress-server: $(nproc) event loops, a JSON log line per request to /dev/null; nginx: 2 workers, return 200, no access log)"
 echo "egress-server idle RSS: $(rss)"
-rate() {  # rate URL WRK-ARGS...: requests/s and p99
-  local url=$1 out; shift
-  out=$(wrk -t2 -d"${seconds}s" --latency "$@" "$url" 2>&1)
-  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
+# CPU time (user + system, clock ticks) of a server's processes: egress-server's one process, or
+# nginx's master and workers.
+cpu_ticks() {
+  local total=0 p
+  for p in "$@" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
 }
-printf '%-36s %14s %16s %14s %16s %8s\n' "(median of $((2 * ${BENCH_ROUNDS:-2})) runs each, A B B A)" "egress-server" "p99 (last run)" "nginx" "p99 (last run)" "ratio"
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+rate() {  # rate URL SERVER-PID WRK-ARGS...: requests/s, p99, and the server's CPU µs per request
+  local url=$1 server_pid=$2 out before after requests; shift 2
+  before=$(cpu_ticks "$server_pid")
+  out=$(wrk -t2 -d"${seconds}s" --latency "$@" "$url" 2>&1)
+  after=$(cpu_ticks "$server_pid")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")" \
+    "$(awk -v t=$((after - before)) -v u="$tick_us" -v n="${requests:-0}" 'BEGIN {printf "%.2f", (n > 0 ? t * u / n : 0)}')"
+}
+printf '%-36s %14s %16s %14s %16s %8s %22s\n' "(median of $((2 * ${BENCH_ROUNDS:-2})) runs each, A B B A)" "egress-server" "p99 (last run)" "nginx" "p99 (last run)" "ratio" "server CPU µs/request"
 # pair LABEL WRK-ARGS...: the same run against both servers, BENCH_ROUNDS times in the order A B B A,
 # each side's figure the median of its runs: the machine's load drifts (a shared 2-core VM), and a
-# fixed order would hand the drift to one side.
+# fixed order would hand the drift to one side. The servers' CPU time per request (user + system,
+# from /proc) moves far less with that drift than req/s does: it is what each answer costs.
 rounds=${BENCH_ROUNDS:-2}
 median() { tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 pair() {
-  local label=$1 ours=() theirs=() p_ours=() p_theirs=() rate_ p99 round; shift
+  local label=$1 ours=() theirs=() p_ours=() p_theirs=() c_ours=() c_theirs=() rate_ p99 cpu round; shift
   for ((round = 0; round < rounds; round++)); do
     for side in a b b a; do
       if [ "$side" = a ]; then
-        read -r rate_ p99 < <(rate "http://127.0.0.1:$port/" "$@"); ours+=("$rate_"); p_ours+=("$p99")
+        read -r rate_ p99 cpu < <(rate "http://127.0.0.1:$port/" "$pid" "$@")
+        ours+=("$rate_"); p_ours+=("$p99"); c_ours+=("$cpu")
       else
-        read -r rate_ p99 < <(rate "http://127.0.0.1:$nginx_port/" "$@"); theirs+=("$rate_"); p_theirs+=("$p99")
+        read -r rate_ p99 cpu < <(rate "http://127.0.0.1:$nginx_port/" "$nginx_pid" "$@")
+        theirs+=("$rate_"); p_theirs+=("$p99"); c_theirs+=("$cpu")
       fi
     done
   done
-  local a b
+  local a b ca cb
   a=$(echo "${ours[*]}" | median)
   b=$(echo "${theirs[*]}" | median)
-  printf '%-36s %10.0f/s %16s %10.0f/s %16s %7.2fx\n' "$label" "$a" "${p_ours[-1]}" "$b" "${p_theirs[-1]}" \
-    "$(awk -v x="$a" -v y="$b" 'BEGIN {print (y > 0 ? x / y : 0)}')"
+  ca=$(echo "${c_ours[*]}" | median)
+  cb=$(echo "${c_theirs[*]}" | median)
+  printf '%-36s %10.0f/s %16s %10.0f/s %16s %7.2fx %10s vs %s\n' "$label" "$a" "${p_ours[-1]}" "$b" "${p_theirs[-1]}" \
+    "$(awk -v x="$a" -v y="$b" 'BEGIN {print (y > 0 ? x / y : 0)}')" "$ca" "$cb"
   echo "    runs: egress-server ${ours[*]}; nginx ${theirs[*]}"
+  echo "    CPU µs/request: egress-server ${c_ours[*]}; nginx ${c_theirs[*]}"
 }
 pair "keep-alive, 100 connections" -c100
 echo "egress-server RSS right after load: $(rss)"
 pair "new connection per request, 50 conns" -c50 -H "Connection: close"
-read -r tls tls_p99 < <(rate "https://127.0.0.1:$((port + 1))/" -c20 -H "Connection: close")
-printf '%-36s %10s/s %10s\n' "TLS handshake per request, 20 conns" "$tls" "$tls_p99"
+read -r tls tls_p99 tls_cpu < <(rate "https://127.0.0.1:$((port + 1))/" "$pid" -c20 -H "Connection: close")
+printf '%-36s %10s/s %16s %43s\n' "TLS handshake per request, 20 conns" "$tls" "$tls_p99" "$tls_cpu"
 sleep 0.5  # idle again: the server hands freed memory back within a sweep (<= 100 ms)
 echo "egress-server RSS after the runs, idle: $(rss)"
 kill "$nginx_pid" 2>/dev/null || true
