@@ -1,5 +1,6 @@
-// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, a parsed address
-// always yields a decision, and the memo (AddressMemo) answers exactly as parseSocketAddress for
+// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, ports agree with a
+// digit loop (the reader combines digits as one word), a parsed address always yields a decision,
+// and the memo (AddressMemo) answers exactly as parseSocketAddress for
 // each line of the input read in order, so repeats and near-repeats of an address are covered.
 #include <arpa/inet.h>
 
@@ -7,11 +8,28 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "filter/core/address.h"
 #include "filter/core/decision.h"
+
+namespace {
+
+// The plain reading of a port: 1 to 5 digits, at most 65535.
+std::optional<uint16_t> portByDigitLoop(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
@@ -23,6 +41,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool libc = inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
                 inet_pton(AF_INET6, text.c_str(), buffer) == 1;
     if (libc != ip.has_value()) std::abort();
+  }
+  if (tcpsteer::parsePort(text) != portByDigitLoop(text)) std::abort();
+  // "a.b.c.d:port": an address exactly when inet_pton takes the quad and the digit loop the port.
+  size_t colon = text.find(':');
+  if (colon != std::string::npos && text.find(':', colon + 1) == std::string::npos &&
+      text.find('\0') == std::string::npos && text.find('.') < colon) {
+    unsigned char quad[4];
+    bool v4 = inet_pton(AF_INET, text.substr(0, colon).c_str(), quad) == 1;
+    auto port = portByDigitLoop(std::string_view(text).substr(colon + 1));
+    if ((v4 && port.has_value()) != socket_address.has_value()) std::abort();
+    if (socket_address && socket_address->port != port) std::abort();
   }
   // Both memos: the source kind and the destination kind, which also remembers whole texts.
   tcpsteer::AddressMemo memo;
