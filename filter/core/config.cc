@@ -454,6 +454,13 @@ bool Rule::matches(const IpAddress& source) const {
 }
 
 uint16_t Config::mapPort(uint16_t destination_port) const {
+  // A few mappings (the usual map) are scanned: cheaper per connection than a binary search.
+  if (port_map.size() <= 4) {
+    for (const PortMapping& mapping : port_map) {
+      if (mapping.from == destination_port) return mapping.to;
+    }
+    return destination_port;
+  }
   auto it = std::lower_bound(port_map.begin(), port_map.end(), destination_port,
                              [](const PortMapping& m, uint16_t port) { return m.from < port; });
   return it != port_map.end() && it->from == destination_port ? it->to : destination_port;

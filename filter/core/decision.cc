@@ -10,8 +10,8 @@ namespace {
 // in decide (a memo kept for one call is only overhead).
 template <typename ParseSource, typename ParseDestination>
 Decision decideWith(const Config& config, std::string_view source_address,
-                    std::string_view destination_address, ParseSource parse_source,
-                    ParseDestination parse_destination) {
+                    std::string_view destination_address, std::optional<uint16_t> destination_port,
+                    ParseSource parse_source, ParseDestination parse_destination) {
   Decision decision;
   if (config.targets.empty()) {
     decision.reason = "no targets configured";
@@ -24,16 +24,21 @@ Decision decideWith(const Config& config, std::string_view source_address,
     return decision;
   }
   decision.source_valid = true;
-  uint16_t destination_port = 0;
+  uint16_t port = 0;
   if (config.needsDestinationPort()) {
-    auto destination = parse_destination(destination_address);
-    if (!destination || !destination->port) {
+    if (!destination_port) {
+      auto destination = parse_destination(destination_address);
+      if (destination && destination->port) {
+        decision.destination_valid = true;
+        destination_port = destination->port;
+      }
+    }
+    if (!destination_port) {
       decision.reason = "destination address has no usable port";
       return decision;
     }
-    decision.destination_valid = true;
-    destination_port = *destination->port;
-    if (!config.matchesPort(destination_port)) {
+    port = *destination_port;
+    if (!config.matchesPort(port)) {
       decision.verdict = Verdict::kSkip;
       decision.reason = "destination port is not in match_ports";
       return decision;
@@ -42,31 +47,33 @@ Decision decideWith(const Config& config, std::string_view source_address,
   decision.verdict = Verdict::kRoute;
   decision.last_octet = source->ip.lastOctet();
   decision.target = decision.last_octet % config.targets.size();
-  for (size_t i = 0; i < config.rules.size(); ++i) {
-    if (config.rules[i].matches(source->ip)) {
-      decision.target = config.rules[i].target;
-      decision.rule = static_cast<int>(i);
+  const IpAddress& ip = source->ip;
+  for (const Rule& rule : config.rules) {  // by reference: no index arithmetic per rule
+    if (rule.matches(ip)) {
+      decision.target = rule.target;
+      decision.rule = static_cast<int>(&rule - config.rules.data());
       break;
     }
   }
-  decision.port = config.mapPort(destination_port);
+  decision.port = config.mapPort(port);
   return decision;
 }
 
 }  // namespace
 
 Decision decideTarget(const Config& config, std::string_view source_address,
-                      std::string_view destination_address, AddressMemos& memos) {
+                      std::string_view destination_address,
+                      std::optional<uint16_t> destination_port, AddressMemos& memos) {
   return decideWith(
-      config, source_address, destination_address,
+      config, source_address, destination_address, destination_port,
       [&memos](std::string_view text) { return memos.source.parse(text); },
       [&memos](std::string_view text) { return memos.destination.parse(text); });
 }
 
 Decision decide(const Config& config, std::string_view source_address,
                 std::string_view destination_address) {
-  Decision decision = decideWith(config, source_address, destination_address, parseSocketAddress,
-                                 parseSocketAddress);
+  Decision decision = decideWith(config, source_address, destination_address, std::nullopt,
+                                 parseSocketAddress, parseSocketAddress);
   if (decision.verdict == Verdict::kRoute)
     config.targets[decision.target].cluster.renderInto(decision.port, decision.cluster);
   return decision;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,9 +42,11 @@ struct AddressMemos {
 
 // decide without rendering the cluster name (Decision::cluster stays empty), reading the addresses
 // through memos: for a caller that keeps names rendered per (target, port), as the plugin does.
-// Same decisions as decide.
+// destination_port, when the host gives it as a number (Envoy's destination.port), is used instead
+// of reading destination_address. Otherwise the same decisions as decide.
 Decision decideTarget(const Config& config, std::string_view source_address,
-                      std::string_view destination_address, AddressMemos& memos);
+                      std::string_view destination_address,
+                      std::optional<uint16_t> destination_port, AddressMemos& memos);
 
 const char* verdictName(Verdict verdict);
 

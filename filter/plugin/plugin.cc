@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "filter/core/config.h"
@@ -176,6 +177,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
 
 const proxy_wasm::PropertyPath kSourceAddress("source\0address");
 const proxy_wasm::PropertyPath kDestinationAddress("destination\0address");
+const proxy_wasm::PropertyPath kDestinationPort("destination\0port");
 
 // An address the core parsed is printable as it is (and never empty); anything else is checked
 // byte by byte.
@@ -192,6 +194,18 @@ class TcpSteerStream : public proxy_wasm::Context {
   TcpSteerStream(uint32_t id, proxy_wasm::RootContext* root)
       : Context(id, root), root_(static_cast<TcpSteerRoot*>(root)) {}
 
+  // The last freed context is kept for the next connection (a worker's connections come and go
+  // one after another): a new context costs a pointer swap instead of the allocator's two calls.
+  // The VM is single-threaded.
+  static void* operator new(size_t size) {
+    if (size != sizeof(TcpSteerStream) || spare_ == nullptr) return ::operator new(size);
+    return std::exchange(spare_, nullptr);
+  }
+  static void operator delete(void* context, size_t size) {
+    if (size != sizeof(TcpSteerStream) || spare_ != nullptr) return ::operator delete(context);
+    spare_ = context;
+  }
+
   FilterStatus onNewConnection() override {
     const Config* config = root_->config();
     if (config == nullptr)
@@ -201,34 +215,37 @@ class TcpSteerStream : public proxy_wasm::Context {
     host_level_ = proxy_wasm::logLevel();
     auto source = proxy_wasm::getProperty(kSourceAddress);
     if (!source.ok()) return hostFailure("source.address", source.status);
-    // The destination is needed for the port, or to be printed; otherwise it is not read.
-    bool needs_port = config->needsDestinationPort();
-    auto destination =
-        needs_port || enabled(HostLogLevel::kWarn) || enabled(toHost(config->log_level))
-            ? proxy_wasm::getProperty(kDestinationAddress)
-            : proxy_wasm::Result<proxy_wasm::WasmData>{};
-    if (!destination.ok() && needs_port) {
-      return hostFailure("destination.address", destination.status);
+    // The port comes from Envoy's destination.port, a number: no address to read and parse. The
+    // address is read only when a line prints it, or when the host has no destination.port.
+    DestinationText destination;
+    std::optional<uint16_t> port;
+    if (config->needsDestinationPort()) {
+      port = destinationPort();
+      if (!port) {
+        destination.view();
+        if (!destination.data.ok())
+          return hostFailure("destination.address", destination.data.status);
+      }
     }
 
     Decision decision =
-        decideTarget(*config, source.value.view(), destination.value.view(), root_->memos());
+        decideTarget(*config, source.value.view(), port ? std::string_view() : destination.view(),
+                     port, root_->memos());
     switch (decision.verdict) {
       case Verdict::kRoute:
-        return route(*config, decision, source.value.view(), destination.value.view());
+        return route(*config, decision, source.value.view(), destination);
       case Verdict::kSkip:
         root_->count(root_->skippedMetric());
-        logDecision(toHost(config->log_level), decision, source.value.view(),
-                    destination.value.view(), "not rerouted: ");
+        logDecision(toHost(config->log_level), decision, source.value.view(), destination,
+                    "not rerouted: ");
         return FilterStatus::kContinue;
       case Verdict::kUnroutable:
         break;
     }
     root_->count(root_->unroutableMetric());
     bool close = config->on_unroutable == OnUnroutable::kClose;
-    logDecision(
-        HostLogLevel::kWarn, decision, source.value.view(), destination.value.view(),
-        "unroutable: ", close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
+    logDecision(HostLogLevel::kWarn, decision, source.value.view(), destination, "unroutable: ",
+                close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
     if (close) {
       proxy_wasm::closeStream(proxy_wasm::StreamType::kDownstream);
       return FilterStatus::kStopIteration;
@@ -237,10 +254,34 @@ class TcpSteerStream : public proxy_wasm::Context {
   }
 
  private:
+  // destination.address, read on first use.
+  struct DestinationText {
+    proxy_wasm::Result<proxy_wasm::WasmData> data;
+    bool read = false;
+    std::string_view view() {
+      if (!read) {
+        data = proxy_wasm::getProperty(kDestinationAddress);
+        read = true;
+      }
+      return data.ok() ? data.value.view() : std::string_view();
+    }
+  };
+
+  // destination.port: an int64 in 8 little-endian bytes; nothing if the host has no such property
+  // or gives something that is not a port.
+  static std::optional<uint16_t> destinationPort() {
+    auto value = proxy_wasm::getProperty(kDestinationPort);
+    if (!value.ok() || value.value.view().size() != sizeof(int64_t)) return std::nullopt;
+    int64_t port = 0;
+    __builtin_memcpy(&port, value.value.view().data(), sizeof(port));
+    if (port < 0 || port > 65535) return std::nullopt;
+    return static_cast<uint16_t>(port);
+  }
+
   bool enabled(HostLogLevel level) const { return level >= host_level_; }
 
   FilterStatus route(const Config& config, const Decision& decision, std::string_view source,
-                     std::string_view destination) {
+                     DestinationText& destination) {
     root_->count(root_->routedMetric(decision.target));
     bool dry_run = config.mode == Mode::kDryRun;
     const auto& encoded = root_->encodedTarget(config, decision.target, decision.port);
@@ -284,7 +325,7 @@ class TcpSteerStream : public proxy_wasm::Context {
   }
 
   void logDecision(HostLogLevel level, const Decision& decision, std::string_view source,
-                   std::string_view destination, std::string_view what,
+                   DestinationText& destination, std::string_view what,
                    std::string_view tail = {}) {
     if (!enabled(level)) return;
     LogLine line;
@@ -297,17 +338,18 @@ class TcpSteerStream : public proxy_wasm::Context {
 
   // "[TCP WASM] new connection src=... dst=... ": the start of every per-connection line.
   static void startLine(LogLine& line, const Decision& decision, std::string_view source,
-                        std::string_view destination) {
+                        DestinationText& destination) {
     line += kLogPrefix;
     line += "new connection src=";
     appendAddress(line, source, decision.source_valid);
     line += " dst=";
-    appendAddress(line, destination, decision.destination_valid);
+    appendAddress(line, destination.view(), decision.destination_valid);
     line += ' ';
   }
 
   TcpSteerRoot* root_;
   HostLogLevel host_level_ = HostLogLevel::kInfo;
+  static inline void* spare_ = nullptr;  // one freed context, or null
 };
 
 // Empty root_id: the fallback, so the filter runs under any root_id (the seed uses

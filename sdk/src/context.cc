@@ -58,6 +58,7 @@ class Registry {
     }
     auto it = lowerBound(id);
     if (it != contexts.end() && it->id == id) {
+      if (id == newest_stream_id_) newest_stream_ = nullptr;
       delete it->context;  // a host reusing a live id replaces the old context
       it->context = context.release();
       return;
@@ -69,6 +70,7 @@ class Registry {
   }
 
   void erase(uint32_t id) {
+    if (id == newest_stream_id_) newest_stream_ = nullptr;
     if (!contexts.empty() && contexts.back().id == id) {  // the usual case: the newest context
       ContextBase* context = contexts.back().context;
       context->onDelete();
@@ -94,8 +96,11 @@ class Registry {
     return fallback;
   }
 
-  // The newest context (the usual target of a callback) is checked inline before any search.
+  // The newest stream context answers a connection's callbacks, which come one after another
+  // for one id, without touching the vector; then the newest context is checked inline before any
+  // search.
   ContextBase* find(uint32_t id) {
+    if (id == newest_stream_id_ && newest_stream_ != nullptr) return newest_stream_;
     size_t count = contexts.size();
     if (count != 0 && contexts[count - 1].id == id) return contexts[count - 1].context;
     auto it = lowerBound(id);
@@ -111,6 +116,9 @@ class Registry {
     ContextBase* base = find(id);
     return base != nullptr && !base->isRoot() ? static_cast<Context*>(base) : nullptr;
   }
+
+  uint32_t newest_stream_id_ = 0;
+  Context* newest_stream_ = nullptr;  // null: erased, or none yet
 
   void createRoot(uint32_t id) {
     auto root_id_property = getProperty(PropertyPath("plugin_root_id"));
@@ -138,7 +146,10 @@ class Registry {
     std::unique_ptr<Context> stream = root->stream_factory_ != nullptr
                                           ? root->stream_factory_(id, root)
                                           : std::make_unique<Context>(id, root);
+    Context* created = stream.get();
     insert(id, std::move(stream));
+    newest_stream_id_ = id;
+    newest_stream_ = created;
   }
 };
 

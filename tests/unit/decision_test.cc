@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 namespace tcpsteer {
@@ -23,6 +24,29 @@ TEST(Decide, SeedEvenOddIstio) {
   Decision odd = decide(config, "10.244.0.13:51234", "93.184.216.34:443");
   EXPECT_EQ(odd.cluster.view(), "outbound|443||egress2.default.svc.cluster.local");
   EXPECT_EQ(odd.target, 1u);
+}
+
+// decideTarget (the plugin's path): with the port given as a number the address is not read (a
+// rules configuration with port_map and match_ports); without it, the same decisions as decide.
+TEST(DecideTarget, UsesAGivenPortAndOtherwiseMatchesDecide) {
+  Config config = configFrom(
+      R"({"targets": ["a-{port}", "b-{port}"], "match_ports": [443, 8443], "port_map": {"443": 9443}})");
+  AddressMemos memos;
+  Decision given = decideTarget(config, "10.0.0.2:1", "not an address", 443, memos);
+  EXPECT_EQ(given.verdict, Verdict::kRoute);
+  EXPECT_EQ(given.port, 9443);
+  EXPECT_FALSE(given.destination_valid);  // not read: printed as untrusted text
+  Decision skipped = decideTarget(config, "10.0.0.2:1", "", 80, memos);
+  EXPECT_EQ(skipped.verdict, Verdict::kSkip);
+  for (const char* destination : {"93.184.216.34:443", "93.184.216.34:80", "93.184.216.34", "",
+                                  "[2001:db8::1]:8443", "x:443"}) {
+    Decision expected = decide(config, "10.0.0.3:1", destination);
+    Decision read = decideTarget(config, "10.0.0.3:1", destination, std::nullopt, memos);
+    EXPECT_EQ(read.verdict, expected.verdict) << destination;
+    EXPECT_EQ(read.port, expected.port) << destination;
+    EXPECT_EQ(read.reason, expected.reason) << destination;
+    EXPECT_EQ(read.destination_valid, expected.destination_valid) << destination;
+  }
 }
 
 TEST(Decide, EveryLastOctetAlternates) {

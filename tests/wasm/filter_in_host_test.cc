@@ -1,9 +1,11 @@
 // The real tcpsteer.wasm, end to end through the host emulator with Envoy's semantics.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tcpsteer/host/vm.h"
 
@@ -170,6 +172,64 @@ TEST_P(FilterInHost, UnroutablePassthroughAndClose) {
             "");  // istio names need the destination port
   EXPECT_TRUE(close.closed_by_filter);
   EXPECT_TRUE(close.logged("destination address has no usable port; closing the connection"));
+}
+
+// The port comes from Envoy's destination.port (8 little-endian bytes); destination.address is the
+// fallback when the host has no such property or gives something that is not a port.
+TEST_P(FilterInHost, DestinationPortComesFromTheHostsNumberThenTheAddress) {
+  auto port = [](int64_t value) {
+    std::string bytes(sizeof value, '\0');
+    std::memcpy(bytes.data(), &value, sizeof value);
+    return bytes;
+  };
+  Filter filter("istio");
+  const std::string egress1 = "outbound|8443||egress1.default.svc.cluster.local";
+  // The number wins over the address's own port (Envoy never gives two different ones).
+  EXPECT_EQ(filter.route("10.0.0.2:1", "93.184.216.34:443", {{"destination.port", port(8443)}}),
+            egress1);
+  // No number: the address is read.
+  EXPECT_EQ(
+      filter.route("10.0.0.2:1", "93.184.216.34:8443", {{"destination.port", kUnsetProperty}}),
+      egress1);
+  // Not a port, or not 8 bytes: the address is read.
+  for (const std::string& bad : {port(-1), port(65536), std::string("\x01\xbb"), std::string()}) {
+    EXPECT_EQ(filter.route("10.0.0.2:1", "93.184.216.34:8443", {{"destination.port", bad}}),
+              egress1);
+  }
+  // Neither gives a port: unroutable, as before.
+  EXPECT_EQ(filter.route("10.0.0.2:1", "93.184.216.34", {{"destination.port", port(70000)}}), "");
+  EXPECT_TRUE(filter.logged("destination address has no usable port", LogLevel::kWarn));
+  // Read through the number, the address is still printed on the decision line.
+  Filter info(R"({"log_level": "warn"})");
+  EXPECT_EQ(info.route("10.0.0.3:7", "93.184.216.34:443", {{"destination.port", port(443)}}),
+            "outbound|443||egress2.default.svc.cluster.local");
+  EXPECT_TRUE(info.logged("new connection src=10.0.0.3:7 dst=93.184.216.34:443 ", LogLevel::kWarn));
+}
+
+// Connections that overlap and close out of order: the SDK answers the newest stream's callbacks
+// from a cache and every other one from its sorted registry; each must reach its own context.
+TEST_P(FilterInHost, OverlappingConnectionsCloseInAnyOrder) {
+  Filter filter("standalone");
+  Vm& vm = *filter.vm;
+  std::vector<uint32_t> ids;
+  for (int octet : {2, 3, 4, 5})
+    ids.push_back(vm.newConnection("10.0.0." + std::to_string(octet) + ":9", "192.0.2.1:443"));
+  for (size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(vm.connection(ids[i])->cluster_at_start, i % 2 == 0 ? "egress1" : "egress2");
+  for (size_t i : {1u, 3u, 0u}) {  // the middle, the newest, then the oldest
+    vm.closeDownstream(ids[i], PeerType::kRemote);
+    vm.forgetConnection(ids[i]);
+  }
+  uint32_t later = vm.newConnection("10.0.0.7:9", "192.0.2.1:443");
+  EXPECT_EQ(vm.connection(later)->cluster_at_start, "egress2");
+  for (uint32_t id : {ids[2], later}) {
+    vm.closeDownstream(id, PeerType::kRemote);
+    vm.forgetConnection(id);
+  }
+  EXPECT_FALSE(vm.failed());
+  EXPECT_EQ(vm.liveConnections(), 0u);
+  EXPECT_EQ(filter.metric("tcpsteer.routed.egress1"), 2);
+  EXPECT_EQ(filter.metric("tcpsteer.routed.egress2"), 3);
 }
 
 TEST_P(FilterInHost, MalformedAddressesNeverTrap) {
