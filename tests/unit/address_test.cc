@@ -253,9 +253,10 @@ TEST(ParsePort, Range) {
   EXPECT_FALSE(parsePort(""));
 }
 
-// The port reader checks and combines the digits as one word: compare it with a digit loop over
-// every digit string of 1 to 5 bytes, and over one bad byte at every position (the bytes around
-// '0'..'9' and those whose low or high nibble alone looks like a digit).
+// The module reads ports as one word (parsePortWord), the native build by a digit loop
+// (parsePort): compare both with a plain digit loop over every digit string of 1 to 5 bytes, and
+// over one bad byte at every position (the bytes around '0'..'9' and those whose low or high nibble
+// alone looks like a digit), with garbage in the word's bytes past the digits.
 std::optional<uint16_t> portByDigitLoop(std::string_view text) {
   if (text.empty() || text.size() > 5) return std::nullopt;
   unsigned value = 0;
@@ -264,6 +265,13 @@ std::optional<uint16_t> portByDigitLoop(std::string_view text) {
     value = value * 10 + static_cast<unsigned>(c - '0');
   }
   return value > 65535 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(value));
+}
+
+std::optional<uint16_t> portAsWord(std::string_view text) {
+  if (text.size() > 8) return std::nullopt;
+  uint64_t word = 0x3a2f39ff30b0007fULL;  // past the digits: bytes that must be ignored
+  __builtin_memcpy(&word, text.data(), text.size());
+  return parsePortWord(word, text.size());
 }
 
 TEST(ParsePort, MatchesADigitLoopOnEveryShortDigitString) {
@@ -275,6 +283,7 @@ TEST(ParsePort, MatchesADigitLoopOnEveryShortDigitString) {
       unsigned rest = n;
       for (size_t i = length; i-- > 0; rest /= 10) text[i] = static_cast<char>('0' + rest % 10);
       ASSERT_EQ(parsePort(text), portByDigitLoop(text)) << text;
+      ASSERT_EQ(portAsWord(text), portByDigitLoop(text)) << text;
     }
   }
 }
@@ -288,6 +297,8 @@ TEST(ParsePort, RefusesABadByteAtEveryPosition) {
         std::string text(length, '1');
         text[position] = static_cast<char>(bad);
         EXPECT_FALSE(parsePort(text))
+            << "length " << length << " byte " << int{bad} << " at " << position;
+        EXPECT_FALSE(portAsWord(text))
             << "length " << length << " byte " << int{bad} << " at " << position;
       }
     }
