@@ -42,6 +42,9 @@ class Registry {
   // Sorted by id. Hosts hand out increasing ids, so insertion is an append and lookup a binary
   // search; this is kilobytes smaller in the module than std::unordered_map.
   std::vector<Entry> contexts;
+  // The newest stream context, also in contexts: find answers its callbacks first.
+  uint32_t newest_stream_id_ = 0;
+  Context* newest_stream_ = nullptr;  // null: erased, or none yet
 
   std::vector<Entry>::iterator lowerBound(uint32_t id) {
     // Fast path: the newest context (the usual target of a callback) is last.
@@ -116,9 +119,6 @@ class Registry {
     ContextBase* base = find(id);
     return base != nullptr && !base->isRoot() ? static_cast<Context*>(base) : nullptr;
   }
-
-  uint32_t newest_stream_id_ = 0;
-  Context* newest_stream_ = nullptr;  // null: erased, or none yet
 
   void createRoot(uint32_t id) {
     auto root_id_property = getProperty(PropertyPath("plugin_root_id"));
