@@ -4,8 +4,9 @@
 // anchors of issue #11 beside the figure: the Rust SDK's envoy_tcp_routing example (78,500 x86 in
 // the upstream host, / 10.5 x86 per counted wasm instruction = 7,476) and this module before the
 // work (4,911 with the line off, 9,610 with it).
-// Two traffic shapes: "sidecar" is one pod's connections (its own IP as every source, new source
-// ports, one service), "cold" gives every connection a new source and destination address.
+// Traffic shapes: "sidecar" is one pod's connections (its own IP as every source, new source
+// ports, one service), "cold" gives every connection a new source and destination address, and
+// "cold_long_addresses" new sources whose octets all have three digits (the longest to read).
 // The *Precompiled variants run the same lifecycle on the wasm2c engine (no instruction counts).
 #include <benchmark/benchmark.h>
 
@@ -28,7 +29,7 @@ const char* const kRules =
     R"({"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_cidr": "10.1.0.0/16", "target": 2},
         {"last_octet": [100, 199], "target": 1}], "port_map": {"443": 8443}})";
 
-enum class Traffic { kSidecar, kCold, kUnroutable };
+enum class Traffic { kSidecar, kCold, kColdLong, kUnroutable };
 
 std::string readModule() {
   std::ifstream file(TCPSTEER_WASM_MODULE, std::ios::binary);
@@ -78,6 +79,12 @@ void lifecycle(benchmark::State& state, const std::string& configuration, LogLev
         destination =
             "93.184." + std::to_string(n >> 8 & 255) + '.' + std::to_string(n & 255) + ":443";
         break;
+      case Traffic::kColdLong:  // new sources of three-digit octets only: the longest to read
+        source = "10." + std::to_string(100 + n % 100) + '.' + std::to_string(150 + n / 100 % 100) +
+                 '.' + std::to_string(200 + n % 50) + ":40000";
+        destination =
+            "93.184." + std::to_string(n >> 8 & 255) + '.' + std::to_string(n & 255) + ":443";
+        break;
       case Traffic::kUnroutable:
         source = "unix:/var/run/app.sock";
         break;
@@ -113,6 +120,10 @@ BENCHMARK_CAPTURE(lifecycle, istio_line_on_sidecar, "istio", LogLevel::kInfo, Tr
 BENCHMARK_CAPTURE(lifecycle, istio_line_on_cold, "istio", LogLevel::kInfo, Traffic::kCold, 9610);
 BENCHMARK_CAPTURE(lifecycle, rules_line_off_sidecar, kRules, LogLevel::kWarn, Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, rules_line_off_cold, kRules, LogLevel::kWarn, Traffic::kCold);
+BENCHMARK_CAPTURE(lifecycle, rules_line_off_cold_long_addresses, kRules, LogLevel::kWarn,
+                  Traffic::kColdLong);
+BENCHMARK_CAPTURE(lifecycle, istio_line_off_cold_long_addresses, "istio", LogLevel::kWarn,
+                  Traffic::kColdLong);
 BENCHMARK_CAPTURE(lifecycle, rules_line_on_sidecar, kRules, LogLevel::kInfo, Traffic::kSidecar);
 BENCHMARK_CAPTURE(lifecycle, rules_line_on_cold, kRules, LogLevel::kInfo, Traffic::kCold);
 BENCHMARK_CAPTURE(lifecycle, dry_run_line_off_sidecar, R"({"mode": "dry-run"})", LogLevel::kWarn,

@@ -331,41 +331,50 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
   return parseSocketAddressGeneral(text);
 }
 
-std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
-  if (whole_size_ != 0 && text.size() == whole_size_) {
-    alignas(8) unsigned char padded[24] = {};
-    __builtin_memcpy(padded, text.data(), whole_size_);
-    uint64_t a[3];
-    uint64_t b[3];
-    __builtin_memcpy(a, padded, sizeof(a));
-    __builtin_memcpy(b, whole_, sizeof(b));
-    if (((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2])) == 0) {
-      SocketAddress address;
-      address.ip = ip_;
-      address.port = whole_port_;
-      return address;
-    }
+namespace {
+
+// The first `size` bytes of text equal a remembered text of at most N bytes, zero-padded to N:
+// compared as N / 8 words, one pass instead of a byte loop.
+template <size_t N>
+[[gnu::always_inline]] inline bool equalsPadded(const char* text, size_t size,
+                                                const unsigned char (&remembered)[N]) {
+  static_assert(N % 8 == 0);
+  alignas(8) unsigned char padded[N] = {};
+  __builtin_memcpy(padded, text, size);
+  uint64_t differ = 0;
+  for (size_t i = 0; i < N; i += 8) {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    __builtin_memcpy(&a, padded + i, sizeof(a));
+    __builtin_memcpy(&b, remembered + i, sizeof(b));
+    differ |= a ^ b;
   }
-  if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6) {
-    alignas(8) unsigned char head[16] = {};
-    __builtin_memcpy(head, text.data(), size_);
-    uint64_t a[2];
-    uint64_t b[2];
-    __builtin_memcpy(a, head, sizeof(a));
-    __builtin_memcpy(b, text_, sizeof(b));
-    if (((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0) {
-      SocketAddress address;
-      address.ip = ip_;
-      if (text.size() == size_) return address;
-      if (text[size_] == ':') {
-        address.port = parsePort(text.substr(size_ + 1));
-        if (address.port) {
-          if (remember_whole_) remember(text, *address.port);
-          return address;
-        }
+  return differ == 0;
+}
+
+}  // namespace
+
+std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
+  if (whole_size_ != 0 && text.size() == whole_size_ &&
+      equalsPadded(text.data(), whole_size_, whole_)) {
+    SocketAddress address;
+    address.ip = ip_;
+    address.port = whole_port_;
+    return address;
+  }
+  if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6 &&
+      equalsPadded(text.data(), size_, text_)) {
+    SocketAddress address;
+    address.ip = ip_;
+    if (text.size() == size_) return address;
+    if (text[size_] == ':') {
+      address.port = parsePort(text.substr(size_ + 1));
+      if (address.port) {
+        if (remember_whole_) remember(text, *address.port);
+        return address;
       }
-      // Same address, then something that is not ":port": the general parser decides.
     }
+    // Same address, then something that is not ":port": the general parser decides.
   }
   SocketAddress fast;
   size_t ip_size = 0;

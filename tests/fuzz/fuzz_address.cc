@@ -1,7 +1,7 @@
-// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, ports agree with a
-// digit loop (the reader combines digits as one word), a parsed address always yields a decision,
-// and the memo (AddressMemo) answers exactly as parseSocketAddress for
-// each line of the input read in order, so repeats and near-repeats of an address are covered.
+// libFuzzer target: address and CIDR parsing never crash, agree with inet_pton, ports agree with
+// strtoul (the native reader and the module's word-at-a-time one), a parsed address always yields a
+// decision, and the memo (AddressMemo) answers exactly as parseSocketAddress for each line of the
+// input read in order, so repeats and near-repeats of an address are covered.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -18,14 +18,12 @@
 
 namespace {
 
-// The plain reading of a port: 1 to 5 digits, at most 65535.
-std::optional<uint16_t> portByDigitLoop(std::string_view text) {
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  unsigned value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
+// A port by the C library: 1 to 5 decimal digits (strtoul alone would take signs and spaces), at
+// most 65535.
+std::optional<uint16_t> portByStrtoul(std::string_view text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  unsigned long value = std::strtoul(std::string(text).c_str(), nullptr, 10);
   if (value > 65535) return std::nullopt;
   return static_cast<uint16_t>(value);
 }
@@ -43,13 +41,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 inet_pton(AF_INET6, text.c_str(), buffer) == 1;
     if (libc != ip.has_value()) std::abort();
   }
-  if (tcpsteer::parsePort(text) != portByDigitLoop(text)) std::abort();
+  if (tcpsteer::parsePort(text) != portByStrtoul(text)) std::abort();
   if (size >= 8) {  // the module's reader: the first 8 bytes as a word, any length of digits
     uint64_t word = 0;
     std::memcpy(&word, data, sizeof(word));
     size_t length = data[0] % 8;
     if (tcpsteer::parsePortWord(word, length) !=
-        portByDigitLoop(std::string_view(text).substr(0, length)))
+        portByStrtoul(std::string_view(text).substr(0, length)))
       std::abort();
   }
   // "a.b.c.d:port": an address exactly when inet_pton takes the quad and the digit loop the port.
@@ -58,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       text.find('\0') == std::string::npos && text.find('.') < colon) {
     unsigned char quad[4];
     bool v4 = inet_pton(AF_INET, text.substr(0, colon).c_str(), quad) == 1;
-    auto port = portByDigitLoop(std::string_view(text).substr(colon + 1));
+    auto port = portByStrtoul(std::string_view(text).substr(colon + 1));
     if ((v4 && port.has_value()) != socket_address.has_value()) std::abort();
     if (socket_address && socket_address->port != port) std::abort();
   }
