@@ -333,14 +333,14 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text) {
 
 namespace {
 
-// The first `size` bytes of text equal a remembered text of at most N bytes, zero-padded to N:
-// compared as N / 8 words, one pass instead of a byte loop.
+// text (at most N bytes) equals a remembered text zero-padded to N bytes: compared as N / 8 words,
+// one pass instead of a byte loop.
 template <size_t N>
-[[gnu::always_inline]] inline bool equalsPadded(const char* text, size_t size,
+[[gnu::always_inline]] inline bool equalsPadded(std::string_view text,
                                                 const unsigned char (&remembered)[N]) {
   static_assert(N % 8 == 0);
   alignas(8) unsigned char padded[N] = {};
-  __builtin_memcpy(padded, text, size);
+  __builtin_memcpy(padded, text.data(), text.size());
   uint64_t differ = 0;
   for (size_t i = 0; i < N; i += 8) {
     uint64_t a = 0;
@@ -355,15 +355,14 @@ template <size_t N>
 }  // namespace
 
 std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
-  if (whole_size_ != 0 && text.size() == whole_size_ &&
-      equalsPadded(text.data(), whole_size_, whole_)) {
+  if (whole_size_ != 0 && text.size() == whole_size_ && equalsPadded(text, whole_)) {
     SocketAddress address;
     address.ip = ip_;
     address.port = whole_port_;
     return address;
   }
   if (size_ != 0 && text.size() >= size_ && text.size() <= size_ + 6 &&
-      equalsPadded(text.data(), size_, text_)) {
+      equalsPadded(text.substr(0, size_), text_)) {
     SocketAddress address;
     address.ip = ip_;
     if (text.size() == size_) return address;
