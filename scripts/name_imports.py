@@ -95,16 +95,33 @@ def renamed(payload, imports):
 
 
 def main():
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: name_imports.py MODULE")
     path = sys.argv[1]
-    data = open(path, "rb").read()
+    try:
+        with open(path, "rb") as module:
+            data = module.read()
+    except OSError as error:
+        raise SystemExit(f"name_imports: cannot read {path}: {error.strerror}") from None
     if data[:4] != b"\0asm":
         raise SystemExit(f"name_imports: {path} is not a wasm module")
+    try:
+        out = rewrite(data)
+    except IndexError:
+        raise SystemExit(f"name_imports: {path}: a section runs past the end of the module") from None
+    with open(path, "wb") as module:
+        module.write(out)
+
+
+def rewrite(data):
     out = bytearray(data[:8])
     imports = []
     pos = 8
     while pos < len(data):
         section = data[pos]
         size, start = leb(data, pos + 1)
+        if start + size > len(data):
+            raise IndexError
         payload = data[start:start + size]
         pos = start + size
         if section == 2:
@@ -112,7 +129,7 @@ def main():
         elif section == 0 and name(payload, 0)[0] == b"name":
             payload = renamed(payload, imports)
         out += bytes([section]) + encode_leb(len(payload)) + payload
-    open(path, "wb").write(bytes(out))
+    return bytes(out)
 
 
 if __name__ == "__main__":

@@ -23,4 +23,12 @@ grep -q '<env.proxy_get_log_level> <- env.proxy_get_log_level' <<<"$names" || { 
 grep -q '<own_function>' <<<"$names" || { echo "own function's name lost"; echo "$names"; exit 1; }
 cmp <(wasm-objdump -d "$work/before.wasm" | sed 1,3d | sed 's/<[^>]*>//g') \
     <(wasm-objdump -d "$work/m.wasm" | sed 1,3d | sed 's/<[^>]*>//g') || { echo "code changed"; exit 1; }
-echo "name_imports: imports renamed, own names and code kept"
+# A truncated module or a directory: one line, a non-zero exit, and the file left as it was.
+head -c 40 "$work/before.wasm" >"$work/cut.wasm"
+cp "$work/cut.wasm" "$work/cut-before.wasm"
+for bad in "$work/cut.wasm" "$work"; do
+  if python3 "$script" "$bad" 2>"$work/err"; then echo "accepted $bad"; exit 1; fi
+  [ "$(wc -l <"$work/err")" -eq 1 ] || { echo "not one line for $bad:"; cat "$work/err"; exit 1; }
+done
+cmp "$work/cut.wasm" "$work/cut-before.wasm" || { echo "truncated module rewritten"; exit 1; }
+echo "name_imports: imports renamed, own names and code kept, bad input refused"
