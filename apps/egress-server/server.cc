@@ -29,6 +29,8 @@
 #include <unordered_set>
 
 #include "apps/common/net.h"
+#include "apps/egress-server/json_text.h"
+#include "apps/egress-server/readiness_watch.h"
 
 namespace tcpsteer::apps {
 namespace {
@@ -85,32 +87,6 @@ std::string nowIso8601() {
   std::string text;
   appendIso8601(text);
   return text;
-}
-
-// A JSON string literal. Hand-written for the per-request log line, the server's hot path: building
-// and dumping a nlohmann::json object per request took about a quarter of the server's CPU
-// (callgrind). Bytes >= 0x80 are written as \u00XX (their Latin-1 reading), so any request bytes
-// give valid JSON and none are lost.
-void appendJsonString(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  size_t plain = 0;  // start of the run of bytes that need no escape
-  for (size_t i = 0; i < text.size(); ++i) {
-    auto byte = static_cast<unsigned char>(text[i]);
-    if (byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\') continue;
-    out.append(text.data() + plain, i - plain);  // runs are appended whole, not byte by byte
-    plain = i + 1;
-    if (byte == '"' || byte == '\\') {
-      out += '\\';
-      out += static_cast<char>(byte);
-    } else {
-      out += "\\u00";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    }
-  }
-  out.append(text.data() + plain, text.size() - plain);
-  out += '"';
 }
 
 // "0.0.0.0:8080", "[::]:8443", "127.0.0.1:0".
@@ -172,15 +148,64 @@ struct Conn {
   bool expired = false;
   // Waiting for a request, with the bytes of it received so far: a drain closes the ones with none.
   const beast::flat_buffer* waiting_with = nullptr;
+  ReadinessWatch::Entry readiness;  // a plain keep-alive connection's place in its worker's watch
 
   void arm(const char* what, std::chrono::milliseconds timeout) {
+    arm(what, timeout, std::chrono::steady_clock::now());
+  }
+  // With a clock reading the request already took: deadlines are kept to the sweeper's tick (5 ms
+  // or more), so microseconds of parsing and answering need no reading of their own.
+  void arm(const char* what, std::chrono::milliseconds timeout,
+           std::chrono::steady_clock::time_point now) {
     phase = what;
-    deadline = std::chrono::steady_clock::now() + timeout;
+    deadline = now + timeout;
   }
 };
 
 // What every answer and request log line of one connection repeat, built once per connection: the
 // identity headers, the start of the plain-text body, and the JSON-escaped parts of the log line.
+// The request fields the answer and the log use, found in one walk over the fields (each
+// request[field] is a search of Beast's tree by name, case-insensitively: four of them were a tenth
+// of the server's instructions per request).
+struct RequestFields {
+  std::string_view host;  // the first of each, as request[field] gives
+  std::string_view accept;
+  bool transfer_encoding = false;
+  bool content_length = false;
+
+  static RequestFields of(const http::fields& header) {
+    RequestFields found;
+    found.fill(header);
+    return found;
+  }
+
+ private:
+  void fill(const http::fields& header) {
+    bool seen_host = false;
+    bool seen_accept = false;
+    for (const auto& field : header) {
+      switch (field.name()) {
+        case http::field::host:
+          if (!seen_host) host = field.value();
+          seen_host = true;
+          break;
+        case http::field::accept:
+          if (!seen_accept) accept = field.value();
+          seen_accept = true;
+          break;
+        case http::field::transfer_encoding:
+          transfer_encoding = true;
+          break;
+        case http::field::content_length:
+          content_length = true;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+};
+
 struct ConnText {
   std::string
       headers;        // "\r\nServer: ...\r\nx-egress: ...\r\nx-egress-peer: ...\r\nContent-Type: "
@@ -221,6 +246,9 @@ struct Worker {
   asio::steady_timer sweep_timer{io};
   asio::steady_timer drain_timer{io};
   asio::steady_timer log_timer{io};
+  // Destroyed before io: it ends the coroutines of connections still waiting in it (see its
+  // destructor), whose clean-up touches conns and the counts above.
+  ReadinessWatch watch{io};
 
   void emit(const std::string& line) {
     if (options.log) {
@@ -328,7 +356,7 @@ struct Worker {
     line += ",\"target\":";
     appendJsonString(line, target);
     line += is_tls ? ",\"tls\":true,\"ts\":\"" : ",\"tls\":false,\"ts\":\"";
-    appendIso8601(line);
+    line += stamp_;  // the answer's own time
     line += "\"}";
     finishLine(own_line);
   }
@@ -393,6 +421,7 @@ struct Worker {
           conn->expired = true;
           boost::system::error_code ignored;
           conn->socket->cancel(ignored);
+          watch.cancel(conn->readiness);
         }
       }
     }
@@ -459,7 +488,10 @@ struct Worker {
     struct Unregister {
       Worker* worker;
       Conn* conn;
-      ~Unregister() { worker->conns.erase(conn); }
+      ~Unregister() {
+        worker->conns.erase(conn);
+        worker->watch.remove(conn->readiness);
+      }
     } unregister{this, &conn};
     beast::flat_buffer buffer;
     // From the first byte to the end of the headers (or the TLS handshake): the header timeout.
@@ -525,14 +557,15 @@ struct Worker {
                                   bool is_tls) {
     std::string response;  // reused by every answer of the connection
     const ConnText text = connText(port, client, sni);
+    std::chrono::steady_clock::time_point answered_at;  // when the last answer was written
     for (bool first = true;; first = false) {
       if (draining && !first) co_return;
       // Between requests the idle timeout runs until the next request's first byte; from there the
       // header timeout covers its headers and the body timeout its body, for every request.
       if (!first && buffer.size() == 0) {
-        conn.arm("idle keep-alive timeout", options.idle_timeout);
+        conn.arm("idle keep-alive timeout", options.idle_timeout, answered_at);
         conn.waiting_with = &buffer;
-        auto [idle_ec, got] = co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+        auto [idle_ec, got] = co_await readIdle(stream, conn, buffer);
         conn.waiting_with = nullptr;
         if (idle_ec && conn.expired) {
           log({{"event", "closed"},
@@ -544,7 +577,8 @@ struct Worker {
         if (idle_ec) co_return;
         buffer.commit(got);
       }
-      conn.arm("header timeout", options.header_timeout);
+      auto request_start = std::chrono::steady_clock::now();
+      conn.arm("header timeout", options.header_timeout, request_start);
       http::request_parser<http::string_body> parser;
       parser.header_limit(options.max_header_bytes);
       parser.body_limit(options.max_body_bytes);
@@ -552,6 +586,7 @@ struct Worker {
       // asynchronous operation. Otherwise (or for the rest of a split header) read on.
       boost::system::error_code ec;
       size_t n = 0;
+      RequestFields fields;
       if (buffer.size() != 0) {
         buffer.consume(parser.put(buffer.data(), ec));
         if (ec == http::error::need_more) ec = {};
@@ -565,9 +600,8 @@ struct Worker {
         // RFC 9112 6.3: a request whose final transfer coding is not chunked (or that has both
         // Transfer-Encoding and Content-Length) has no reliable length: 400 and close, so no byte
         // of its body can be read as another request.
-        const auto& header = parser.get();
-        bool has_te = header.count(http::field::transfer_encoding) != 0;
-        if (has_te && (!parser.chunked() || header.count(http::field::content_length) != 0)) {
+        fields = RequestFields::of(parser.get());
+        if (fields.transfer_encoding && (!parser.chunked() || fields.content_length)) {
           co_await refuse(stream, conn, text, port, client, http::status::bad_request,
                           "malformed request: Transfer-Encoding must end with chunked, without "
                           "Content-Length\n",
@@ -578,6 +612,7 @@ struct Worker {
         if (!parser.is_done()) {
           conn.arm("body timeout", options.body_timeout);
           std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, kNoThrow);
+          request_start = {};  // the body took its time: the write deadline reads the clock
         }
       }
       if (ec && conn.expired) {
@@ -607,18 +642,26 @@ struct Worker {
         co_return;
       }
       auto& request = parser.get();
-      bool keep_alive = request.keep_alive() && !draining;
-      unsigned status = respond(response, text, request, port, client, sni, is_tls, keep_alive);
+      // The parser's own flag: request.keep_alive() searches the fields for Connection again.
+      bool keep_alive = parser.keep_alive() && !draining;
+      // One timestamp for the answer and the log line.
+      stamp_.clear();
+      appendIso8601(stamp_);
+      unsigned status =
+          respond(response, text, request, fields, port, client, sni, is_tls, keep_alive);
       // A client that does not read its answer gets the idle timeout.
-      conn.arm("write timeout", options.idle_timeout);
+      answered_at = request_start == std::chrono::steady_clock::time_point{}
+                        ? std::chrono::steady_clock::now()
+                        : request_start;
+      conn.arm("write timeout", options.idle_timeout, answered_at);
       // The usual case, the whole answer taken by one non-blocking write, needs no coroutine call.
       boost::system::error_code write_ec;
       size_t written = tryWrite(stream, response, write_ec);
       if (!write_ec && written < response.size()) {
         write_ec = co_await writeAll(stream, response, written);
+        answered_at = std::chrono::steady_clock::now();  // the write waited for the client
       }
-      logRequest(text, request.method_string(), request.target(), request[http::field::host],
-                 is_tls, status);
+      logRequest(text, request.method_string(), request.target(), fields.host, is_tls, status);
       if (write_ec || !keep_alive) co_return;
       // Under load asio's loop never sleeps (completions are always queued, so it polls epoll with
       // a zero timeout), and the kernel preempted it mid-batch about 2,000 times in 4 s, leaving
@@ -629,6 +672,25 @@ struct Worker {
         std::this_thread::yield();
       }
     }
+  }
+
+  // The first bytes of a keep-alive connection's next request. Plain TCP waits in the worker's
+  // readiness watch and then reads once (see readiness_watch.h); TLS (whose engine may hold bytes
+  // already read) and a connection the watch could not take read through asio.
+  template <typename Stream>
+  asio::awaitable<std::tuple<boost::system::error_code, size_t>> readIdle(
+      Stream& stream, Conn& conn, beast::flat_buffer& buffer) {
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+      if (conn.readiness.id != 0 || watch.add(conn.readiness, stream.native_handle())) {
+        for (;;) {
+          auto [ec] = co_await watch.asyncReadable(conn.readiness, kNoThrow);
+          if (ec) co_return std::tuple{ec, size_t{0}};
+          size_t got = stream.read_some(buffer.prepare(4096), ec);
+          if (ec != asio::error::would_block) co_return std::tuple{ec, got};
+        }
+      }
+    }
+    co_return co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
   }
 
   // Writes all of data. On plain TCP it first tries a non-blocking write, which takes the whole of
@@ -677,34 +739,34 @@ struct Worker {
 
   // The answer to a good request, serialized into out; returns its status.
   unsigned respond(std::string& out, const ConnText& text,
-                   const http::request<http::string_body>& request, uint16_t port,
-                   const std::string& client, const std::string& sni, bool is_tls,
+                   const http::request<http::string_body>& request, const RequestFields& fields,
+                   uint16_t port, const std::string& client, const std::string& sni, bool is_tls,
                    bool keep_alive) {
     std::string_view target = request.target();
     const char* type = "text/plain";
     body_.clear();
     if (target == "/healthz") {
       body_ = "ok\n";
-    } else if (request[http::field::accept].find("application/json") != std::string_view::npos) {
+    } else if (fields.accept.find("application/json") != std::string_view::npos) {
       type = "application/json";
       body_ = nlohmann::json{{"egress", options.name},
                              {"port", port},
                              {"client", client},
-                             {"host", std::string(request[http::field::host])},
+                             {"host", std::string(fields.host)},
                              {"sni", sni},
                              {"tls", is_tls},
                              {"method", std::string(request.method_string())},
                              {"path", std::string(target)},
-                             {"time", nowIso8601()}}
+                             {"time", stamp_}}
                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       body_ += '\n';
     } else {
       body_ += text.hello;
-      body_ += request[http::field::host];
+      body_ += fields.host;
       body_ += "\nsni: ";
       body_ += sni.empty() ? "-" : sni;
       body_ += "\ntime: ";
-      appendIso8601(body_);
+      body_ += stamp_;
       body_ += '\n';
     }
     writeResponse(out, request.version(), http::status::ok, text, type, body_, keep_alive,
@@ -742,6 +804,7 @@ struct Worker {
   // respond()'s scratch: it runs without suspending, so the worker's sessions can share it (each
   // keeps its own response buffer, which lives across the write).
   std::string body_;
+  std::string stamp_;  // the current request's time, for its answer and its log line
 };
 
 struct EgressServer::Impl {
@@ -825,8 +888,10 @@ void EgressServer::drain() {
       }
       for (auto& acceptor : worker->acceptors) acceptor->close(ignored);
       for (Conn* conn : worker->conns) {
-        if (conn->waiting_with != nullptr && conn->waiting_with->size() == 0)
+        if (conn->waiting_with != nullptr && conn->waiting_with->size() == 0) {
           conn->socket->cancel(ignored);
+          worker->watch.cancel(conn->readiness);
+        }
       }
       if (worker->active == 0) {
         worker->io.stop();
