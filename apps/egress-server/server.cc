@@ -437,7 +437,9 @@ struct Worker {
     asio::steady_timer pause_timer(io);
     while (!draining) {
       Worker& target = *workers[next_worker];
-      auto [ec, socket] = co_await acceptor.async_accept(target.io, kNoThrow);
+      // The peer's address comes back from accept itself: no getpeername per connection.
+      tcp::endpoint peer;
+      auto [ec, socket] = co_await acceptor.async_accept(target.io, peer, kNoThrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || draining) co_return;
         pause = std::min<std::chrono::milliseconds>(std::max(pause * 2, kFirstAcceptPause),
@@ -452,14 +454,13 @@ struct Worker {
       }
       pause = std::chrono::milliseconds{0};
       next_worker = (next_worker + 1) % workers.size();
-      asio::co_spawn(target.io, target.session(std::move(socket), port), asio::detached);
+      asio::co_spawn(target.io, target.session(std::move(socket), port, peer), asio::detached);
     }
   }
 
-  asio::awaitable<void> session(tcp::socket socket, uint16_t port) {
+  asio::awaitable<void> session(tcp::socket socket, uint16_t port, tcp::endpoint peer) {
     boost::system::error_code ignored;
-    auto remote = socket.remote_endpoint(ignored);
-    std::string client = ignored ? "unknown" : endpointText(remote);
+    std::string client = endpointText(peer);
     if (shared.connections.fetch_add(1) >= options.max_connections) {
       shared.connections.fetch_sub(1);
       log({{"event", "connection_refused"},
