@@ -18,10 +18,12 @@ ReadinessWatch::ReadinessWatch(asio::io_context& io) : io_(io), set_(io) {
 
 ReadinessWatch::~ReadinessWatch() {
   // A waiting connection's coroutine is owned by its handler, which its own frame holds: destroying
-  // the handlers here ends those coroutines (their clean-up calls remove(), which then finds
-  // nothing) while the event loop still stands.
+  // the handlers here ends those coroutines while the event loop still stands. The others (in the
+  // middle of a request) end later, when the event loop is destroyed: every entry forgets the watch
+  // first, so their remove() touches nothing of it.
   std::vector<asio::any_completion_handler<void(boost::system::error_code)>> waiters;
   for (auto& [id, entry] : entries_) {
+    entry->id = 0;
     if (entry->waiter) waiters.push_back(take(*entry));
   }
   entries_.clear();

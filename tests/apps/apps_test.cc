@@ -400,8 +400,8 @@ TEST_F(ServerFixture, SplitRequestBetweenKeepAliveRequests) {
   EXPECT_EQ(answer("GET /4 HTTP/1.1\r\nHost: x\r\n\r\n"), 200u);
 }
 
-// Stopping the server while keep-alive connections wait in the watch ends their coroutines (no
-// leak under ASan, no hang) and closes them.
+// Stopping the server while keep-alive connections wait in the watch, or are in the middle of a
+// request, ends their coroutines (no leak or use after free under ASan, no hang) and closes them.
 TEST_F(ServerFixture, StopWithKeepAliveConnectionsWaiting) {
   startServer();
   asio::io_context io;
@@ -417,6 +417,19 @@ TEST_F(ServerFixture, StopWithKeepAliveConnectionsWaiting) {
     boost::beast::http::read(socket, buffer, response);
     EXPECT_EQ(response.result_int(), 200u);
   }
+  // One more, in the watch's set but in the middle of a request (its headers half sent): it ends
+  // after the watch, when the event loop goes.
+  sockets.emplace_back(io);
+  sockets.back().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]));
+  asio::write(sockets.back(), asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  {
+    boost::beast::flat_buffer buffer;
+    boost::beast::http::response<boost::beast::http::string_body> response;
+    boost::beast::http::read(sockets.back(), buffer, response);
+    EXPECT_EQ(response.result_int(), 200u);
+  }
+  std::this_thread::sleep_for(50ms);
+  asio::write(sockets.back(), asio::buffer(std::string("GET / HTTP/1.1\r\nHo")));
   std::this_thread::sleep_for(50ms);
   auto started = std::chrono::steady_clock::now();
   server_->stop();
