@@ -1,5 +1,7 @@
 #include "apps/egress-server/json_text.h"
 
+#include <array>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -60,6 +62,12 @@ void appendJsonString(std::string& out, std::string_view text) {
   }
   out.append(text.data() + plain, text.size() - plain);
   out += '"';
+}
+
+void appendDecimal(std::string& out, uint64_t value) {
+  std::array<char, 20> digits{};  // 2^64 - 1 has 20
+  auto end = std::to_chars(digits.data(), digits.data() + digits.size(), value).ptr;
+  out.append(digits.data(), end);
 }
 
 }  // namespace tcpsteer::apps

@@ -129,6 +129,14 @@ TEST_F(ServerFixture, RequestLogLineIsValidJsonWithTheUsualLayout) {
   std::string answer =
       rawExchange("GET /plain?a=1 HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n");
   ASSERT_NE(answer.find("200 OK"), std::string::npos) << answer;
+  // The plain-text answer names the egress, its port, the peer and the host.
+  const std::string port = std::to_string(ports_[0]);
+  EXPECT_NE(answer.find("\r\nx-egress: egress1\r\nx-egress-peer: 127.0.0.1:"), std::string::npos)
+      << answer;
+  EXPECT_NE(answer.find("\r\n\r\nHello from egress1 on port " + port + "!\nclient: 127.0.0.1:"),
+            std::string::npos)
+      << answer;
+  EXPECT_NE(answer.find("\nhost: api.example\nsni: -\ntime: "), std::string::npos) << answer;
   answer =
       rawExchange("GET /odd HTTP/1.1\r\nHost: caf\xc3\xa9\"q\\\tz\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(logged("\"target\":\"/odd\""));
@@ -153,6 +161,23 @@ TEST_F(ServerFixture, RequestLogLineIsValidJsonWithTheUsualLayout) {
   nlohmann::json odd = nlohmann::json::parse(lines[1]);
   EXPECT_EQ(odd["host"], "caf\u00c3\u00a9\"q\\\tz");
   EXPECT_NE(lines[1].find(R"(\u00c3\u00a9\"q\\\u0009z)"), std::string::npos) << lines[1];
+  EXPECT_EQ(plain["port"], ports_[0]);
+  EXPECT_EQ(plain["sni"], "");
+  EXPECT_EQ(plain["client"].get<std::string>().rfind("127.0.0.1:", 0), 0u) << lines[0];
+  // The connection line too.
+  std::string connection_line;
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    for (const auto& line : log_)
+      if (line.find("\"event\":\"connection\"") != std::string::npos) connection_line = line;
+  }
+  ASSERT_FALSE(connection_line.empty());
+  nlohmann::json connection = nlohmann::json::parse(connection_line);
+  EXPECT_EQ(connection.dump(), connection_line);
+  EXPECT_EQ(connection["egress"], "egress1");
+  EXPECT_EQ(connection["port"], ports_[0]);
+  EXPECT_EQ(connection["protocol"], "http");
+  EXPECT_EQ(connection["client"].get<std::string>().rfind("127.0.0.1:", 0), 0u) << connection_line;
 }
 
 TEST_F(ServerFixture, HttpsWithVerification) {

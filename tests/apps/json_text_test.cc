@@ -1,11 +1,13 @@
 // appendJsonString: every byte value at every position of strings long enough for its eight-byte
 // steps and their tails, against the JSON reading (nlohmann-json) and the escape rule.
+// appendDecimal: against std::to_string at every power of ten and its neighbours.
 #include "apps/egress-server/json_text.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace tcpsteer::apps {
 namespace {
@@ -61,6 +63,18 @@ TEST(AppendJsonString, RunsOfBytesToEscapeAndEmptyText) {
   EXPECT_EQ(out, R"("\"\\\u0001)"
                  "\x7f"
                  R"(\u0080\u00ff\"\"12345678\u0009")");
+}
+
+TEST(AppendDecimal, MatchesToStringAtEveryLength) {
+  std::vector<uint64_t> values = {0, UINT64_MAX, UINT64_MAX - 1};
+  for (uint64_t power = 1; power <= UINT64_MAX / 10; power *= 10) {
+    values.insert(values.end(), {power - 1, power, power + 1, power * 10 - 1});
+  }
+  for (uint64_t value : values) {
+    std::string out = "x";
+    appendDecimal(out, value);
+    EXPECT_EQ(out, "x" + std::to_string(value));
+  }
 }
 
 }  // namespace
