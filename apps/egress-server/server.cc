@@ -32,6 +32,7 @@
 
 #include "apps/common/net.h"
 #include "apps/egress-server/json_text.h"
+#include "apps/egress-server/listeners.h"
 #include "apps/egress-server/readiness_watch.h"
 
 namespace tcpsteer::apps {
@@ -206,7 +207,6 @@ struct RequestFields {
   }
 };
 
-
 // What every answer and request log line of one connection repeat, built once per connection: the
 // identity headers, the start of the plain-text greeting, and the log line's parts around the
 // request's own fields. All four in one allocation of its exact size (built as strings of their
@@ -258,11 +258,8 @@ struct EgressText {
   std::string name_json;     // the name as a JSON string
 };
 
-// One event loop on one thread, and the connections it serves. Worker 0 also runs the accept loops
-// and hands each new connection to the next worker in turn (one shared acceptor per address rather
-// than SO_REUSEPORT: a second process can never bind the port beside us). Every worker accepting
-// from the one listening socket instead measured 20 % more CPU per new connection: each connection
-// wakes every worker, and all but one find nothing to accept.
+// One event loop on one thread, the listening sockets it accepts from (one per address, sharing the
+// port with the other loops': see listeners.h) and the connections it serves.
 struct Worker {
   explicit Worker(Shared& s) : shared(s), options(s.options), tls(s.tls), egress(s.options.name) {}
 
@@ -278,8 +275,7 @@ struct Worker {
   bool busy_since_trim = false;
   size_t active = 0;  // this worker's sessions
   bool draining = false;
-  std::vector<Worker*> workers;  // worker 0 only: where sessions go
-  size_t next_worker = 0;
+  bool logs_for_server = false;  // the loop that logs what concerns the whole server
   // stdout lines are batched: written when kLogBatchBytes have gathered or kLogDelay after the
   // first line of a batch, whichever comes first. Under load that is one write per 64 KiB instead
   // of one per event-loop turn (a write syscall per few requests, as many as the responses' own);
@@ -289,7 +285,7 @@ struct Worker {
 
   asio::io_context io{1};
   // Declared after io, so destroyed before it: they use its services.
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // worker 0 only
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer sweep_timer{io};
   asio::steady_timer drain_timer{io};
   asio::steady_timer log_timer{io};
@@ -478,10 +474,9 @@ struct Worker {
     std::chrono::milliseconds pause{0};
     asio::steady_timer pause_timer(io);
     while (!draining) {
-      Worker& target = *workers[next_worker];
       // The peer's address comes back from accept itself: no getpeername per connection.
       tcp::endpoint peer;
-      auto [ec, socket] = co_await acceptor.async_accept(target.io, peer, kNoThrow);
+      auto [ec, socket] = co_await acceptor.async_accept(peer, kNoThrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || draining) co_return;
         pause = std::min<std::chrono::milliseconds>(std::max(pause * 2, kFirstAcceptPause),
@@ -495,8 +490,7 @@ struct Worker {
         continue;  // keep serving the connections we have
       }
       pause = std::chrono::milliseconds{0};
-      next_worker = (next_worker + 1) % workers.size();
-      asio::co_spawn(target.io, target.session(std::move(socket), port, peer), asio::detached);
+      asio::co_spawn(io, session(std::move(socket), port, peer), asio::detached);
     }
   }
 
@@ -857,7 +851,7 @@ struct EgressServer::Impl {
     size_t threads = shared.options.threads;
     if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
     for (size_t i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(shared));
-    for (auto& worker : workers) workers[0]->workers.push_back(worker.get());
+    workers[0]->logs_for_server = true;
   }
   Worker& first() { return *workers[0]; }
 
@@ -882,23 +876,23 @@ bool EgressServer::start(std::string* error) {
       *error = "--listen '" + listen + "' is not ADDRESS:PORT, e.g. 0.0.0.0:8080 or [::]:8443";
       return false;
     }
-    auto acceptor = std::make_unique<tcp::acceptor>(first.io);
+    std::vector<asio::io_context*> loops;
+    for (auto& worker : impl_->workers) loops.push_back(&worker->io);
     boost::system::error_code ec;
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    auto acceptors = listenOnEveryLoop(endpoint, loops, ec);
     if (ec) {
       *error = "cannot listen on " + listen + ": " + ec.message();
       return false;
     }
     first.log({{"event", "listening"},
-               {"address", endpointText(acceptor->local_endpoint())},
+               {"address", endpointText(acceptors.front()->local_endpoint())},
                {"threads", impl_->workers.size()}});
-    first.acceptors.push_back(std::move(acceptor));
+    for (size_t i = 0; i < acceptors.size(); ++i)
+      impl_->workers[i]->acceptors.push_back(std::move(acceptors[i]));
   }
-  for (auto& acceptor : first.acceptors) {
-    asio::co_spawn(first.io, first.acceptLoop(*acceptor), asio::detached);
+  for (auto& worker : impl_->workers) {
+    for (auto& acceptor : worker->acceptors)
+      asio::co_spawn(worker->io, worker->acceptLoop(*acceptor), asio::detached);
   }
   for (auto& worker : impl_->workers) asio::co_spawn(worker->io, worker->sweep(), asio::detached);
   return true;
@@ -926,7 +920,7 @@ void EgressServer::drain() {
       if (worker->draining) return;
       worker->draining = true;
       boost::system::error_code ignored;
-      if (!worker->acceptors.empty()) {
+      if (worker->logs_for_server) {
         worker->log({{"event", "draining"},
                      {"active_connections", worker->shared.connections.load()},
                      {"deadline_ms", worker->options.drain_timeout.count()}});

@@ -469,6 +469,38 @@ TEST_F(ServerFixture, StopWithKeepAliveConnectionsWaiting) {
   }
 }
 
+// The loops share each port (SO_REUSEPORT, see listeners.h), yet a second server, with one loop or
+// several, or any other listener already there, is refused the port instead of quietly taking part
+// of its connections; and the server with its loops on one port answers every connection.
+TEST_F(ServerFixture, PortInUseIsRefusedThoughLoopsShareIt) {
+  ServerOptions options;
+  options.threads = 2;
+  startServer(options);
+  auto refused = [](const std::string& address, size_t threads) {
+    ServerOptions second;
+    second.name = "egress2";
+    second.threads = threads;
+    second.listen = {address};
+    second.log = [](const std::string&) {};
+    EgressServer other(second);
+    std::string error;
+    EXPECT_FALSE(other.start(&error)) << address << " with " << threads << " loops was accepted";
+    EXPECT_EQ(error, "cannot listen on " + address + ": Address already in use") << error;
+  };
+  const std::string ours = "127.0.0.1:" + std::to_string(ports_[0]);
+  refused(ours, 2);
+  refused(ours, 1);
+  asio::io_context io;
+  tcp::acceptor foreign(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  refused("127.0.0.1:" + std::to_string(foreign.local_endpoint().port()), 2);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(rawExchange("GET /" + std::to_string(i) +
+                          " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                  .rfind("HTTP/1.1 200", 0),
+              0u);
+  }
+}
+
 TEST_F(ServerFixture, DrainClosesIdleAndReturns) {
   startServer();
   asio::io_context io;
