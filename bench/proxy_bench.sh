@@ -68,17 +68,40 @@ measure() {  # measure yes|no [ENGINE] -> "conn/s MB/s rss_kib"
   echo "$rps $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", 2 * 104.8576 / (e - s)}') $rss"
 }
 
-read -r with_cps with_mbs with_rss < <(measure yes precompiled)
-read -r interp_cps interp_mbs interp_rss < <(measure yes interpreter)
-read -r without_cps without_mbs without_rss < <(measure no)
-echo "tcpsteer-proxy (1 worker, ${seconds}s wrk runs, 100 MiB each way echoed)"
+# The machine's own speed moves between minutes (one run each measured ratios from 0.64 to 1.20 for
+# the same code): each variant runs BENCH_ROUNDS (2) times in the order A B C C B A, and the
+# figures are each variant's medians.
+rounds=${BENCH_ROUNDS:-2}
+declare -A cps mbs rss
+variants=(precompiled interpreter none)
+run_variant() {
+  local figures
+  if [ "$1" = none ]; then figures=$(measure no); else figures=$(measure yes "$1"); fi
+  read -r c m r <<<"$figures"
+  cps[$1]+="$c "
+  mbs[$1]+="$m "
+  rss[$1]+="$r "
+}
+for _ in $(seq "$rounds"); do
+  for v in "${variants[@]}"; do run_variant "$v"; done
+  for ((i = ${#variants[@]} - 1; i >= 0; i--)); do run_variant "${variants[$i]}"; done
+done
+median() {  # median "VALUES" [FORMAT]
+  tr ' ' '\n' <<<"$1" | grep . | sort -g |
+    awk -v f="${2:-%.1f}" '{v[NR] = $1} END {printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+with_cps=$(median "${cps[precompiled]}"); with_mbs=$(median "${mbs[precompiled]}"); with_rss=$(median "${rss[precompiled]}" %d)
+interp_cps=$(median "${cps[interpreter]}"); interp_mbs=$(median "${mbs[interpreter]}"); interp_rss=$(median "${rss[interpreter]}" %d)
+without_cps=$(median "${cps[none]}"); without_mbs=$(median "${mbs[none]}"); without_rss=$(median "${rss[none]}" %d)
+echo "tcpsteer-proxy (1 worker, ${seconds}s wrk runs, 100 MiB each way echoed; medians of $((2 * rounds)) runs each, A B C C B A)"
 printf '%-36s %12s %12s %14s\n' "" "new conn/s" "MB/s" "RSS (KiB)"
 printf '%-36s %12s %12s %14s\n' "with tcpsteer.wasm, precompiled" "$with_cps" "$with_mbs" "$with_rss"
 printf '%-36s %12s %12s %14s\n' "with tcpsteer.wasm, interpreter" "$interp_cps" "$interp_mbs" "$interp_rss"
 printf '%-36s %12s %12s %14s\n' "filter removed" "$without_cps" "$without_mbs" "$without_rss"
+for v in "${variants[@]}"; do echo "    runs, $v: new conn/s ${cps[$v]}; MB/s ${mbs[$v]}"; done
 awk -v a="$with_cps" -v b="$without_cps" -v c="$with_mbs" -v d="$without_mbs" -v i="$interp_cps" -v j="$interp_mbs" \
   'BEGIN {printf "ratio with/without: precompiled connections %.2f, throughput %.2f; interpreter connections %.2f, throughput %.2f (goal >= 0.8)\n", a / b, c / d, i / b, j / d}'
 memory=$("$build/host/tcpsteer-host" replay "$module" --engine precompiled --config '{"targets": ["egress1"]}' \
   --conn 10.0.0.2:1,10.0.0.3:443 | python3 -c 'import json, sys
 print(next(e["memory_bytes"] for e in map(json.loads, sys.stdin) if e["event"] == "vm_end") // 1024)')
-echo "memory per worker VM: linear memory ${memory} KiB after one connection; RSS difference with/without the filter: $((with_rss - without_rss)) KiB"
+echo "memory per worker VM: linear memory ${memory} KiB after one connection; RSS difference with/without the filter: $(awk -v a="$with_rss" -v b="$without_rss" 'BEGIN {printf "%d", a - b}') KiB"
