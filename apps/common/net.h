@@ -21,9 +21,8 @@ using tcp = asio::ip::tcp;
 // Completion token for coroutines that look at error codes instead of catching exceptions.
 inline constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-// "10.0.0.1:80" or "[fd00::1]:443": the form logs, JSON lines and the filter use. Only digits,
-// dots, colons, hex letters and brackets: never anything JSON or a header would need escaped. IPv4
-// is written with std::to_chars: asio's to_string goes through inet_ntop and sprintf, about 2,000
+// "10.0.0.1:80" or "[fd00::1]:443": the form logs, JSON lines and the filter use. IPv4 is written
+// with std::to_chars: asio's to_string goes through inet_ntop and sprintf, about 2,000
 // instructions, a tenth of what egress-server spends on a whole new connection (callgrind).
 inline std::string endpointText(const tcp::endpoint& endpoint) {
   auto address = endpoint.address();

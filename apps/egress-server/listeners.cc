@@ -46,8 +46,6 @@ std::vector<std::unique_ptr<tcp::acceptor>> listenOnEveryLoop(
     auto acceptor = std::make_unique<tcp::acceptor>(*loops[i]);
     ec = bindSocket(*acceptor, shared, share_port);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    // Every socket binds the port the first one got (port 0 asked without a probe: one loop).
-    if (!ec && i == 0) shared = acceptor->local_endpoint(ec);
     acceptors.push_back(std::move(acceptor));
   }
   if (ec) acceptors.clear();

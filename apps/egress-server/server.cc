@@ -342,9 +342,9 @@ struct Worker {
   void logConnection(uint16_t port, const std::string& client, std::string_view protocol) {
     std::string own_line;
     std::string& line = options.log ? own_line : pending_log;
-    line += "{\"client\":\"";
-    line += client;  // needs no escaping (see endpointText)
-    line += "\",\"egress\":";
+    line += "{\"client\":";
+    appendJsonString(line, client);
+    line += ",\"egress\":";
     line += egress.name_json;
     line += ",\"event\":\"connection\",\"port\":";
     appendDecimal(line, port);
@@ -365,15 +365,18 @@ struct Worker {
     scheduleFlush();
   }
 
-  // The client's text needs no escaping (see endpointText); the SNI, the client's own, does.
+  // Escaped once per connection: the SNI is the client's own text, and an IPv6 peer's zone is an
+  // interface name, which may hold quotes or backslashes.
   ConnText connText(uint16_t port, const std::string& client, const std::string& sni) const {
     std::string port_text;
     appendDecimal(port_text, port);
+    std::string client_json;
+    appendJsonString(client_json, client);
     std::string sni_json;
     appendJsonString(sni_json, sni);
     return ConnText({egress.headers_head, client, "\r\nContent-Type: "},
                     {egress.hello_head, port_text, "!\nclient: ", client, "\nhost: "},
-                    {"{\"client\":\"", client, "\",\"egress\":", egress.name_json,
+                    {"{\"client\":", client_json, ",\"egress\":", egress.name_json,
                      ",\"event\":\"request\",\"host\":"},
                     {",\"port\":", port_text, ",\"sni\":", sni_json, ",\"status\":"});
   }
@@ -870,14 +873,14 @@ bool EgressServer::start(std::string* error) {
     return false;
   }
   if (!first.setUpTls(error)) return false;
+  std::vector<asio::io_context*> loops;
+  for (auto& worker : impl_->workers) loops.push_back(&worker->io);
   for (const std::string& listen : first.options.listen) {
     tcp::endpoint endpoint;
     if (!parseListen(listen, &endpoint)) {
       *error = "--listen '" + listen + "' is not ADDRESS:PORT, e.g. 0.0.0.0:8080 or [::]:8443";
       return false;
     }
-    std::vector<asio::io_context*> loops;
-    for (auto& worker : impl_->workers) loops.push_back(&worker->io);
     boost::system::error_code ec;
     auto acceptors = listenOnEveryLoop(endpoint, loops, ec);
     if (ec) {

@@ -40,15 +40,26 @@ void settle(asio::io_context& io) {
   }
 }
 
-TEST(ReadinessWatch, WaitEndsWhenBytesCome) {
+// Starts a wait whose outcome lands in result.
+void startWait(ReadinessWatch& watch, ReadinessWatch::Entry& entry,
+               std::optional<boost::system::error_code>& result) {
+  watch.asyncReadable(entry, [&result](boost::system::error_code ec) { result = ec; });
+}
+
+// One socket pair's reading end in a watch, and the outcome of its waits.
+class ReadinessWatchOnOneSocket : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(watch.add(entry, pair.fds[0])); }
   asio::io_context io;
   SocketPair pair;
   ReadinessWatch::Entry entry;  // declared before the watch: an entry outlives its watch
-  ReadinessWatch watch(io);
-  ASSERT_TRUE(watch.add(entry, pair.fds[0]));
-  EXPECT_NE(entry.id, 0u);
+  ReadinessWatch watch{io};
   std::optional<boost::system::error_code> result;
-  watch.asyncReadable(entry, [&](boost::system::error_code ec) { result = ec; });
+};
+
+TEST_F(ReadinessWatchOnOneSocket, WaitEndsWhenBytesCome) {
+  EXPECT_NE(entry.id, 0u);
+  startWait(watch, entry, result);
   settle(io);
   EXPECT_FALSE(result) << "a wait on a socket with nothing to read ended";
   pair.send();
@@ -69,26 +80,20 @@ TEST(ReadinessWatch, EdgeBeforeTheWaitIsNotLost) {
   // The set is armed by a wait of another connection; the edge for `first` comes while it does not
   // wait.
   std::optional<boost::system::error_code> second_result;
-  watch.asyncReadable(second, [&](boost::system::error_code ec) { second_result = ec; });
+  startWait(watch, second, second_result);
   pair.send();
   settle(io);
   EXPECT_TRUE(first.ready);
   std::optional<boost::system::error_code> result;
-  watch.asyncReadable(first, [&](boost::system::error_code ec) { result = ec; });
+  startWait(watch, first, result);
   settle(io);
   ASSERT_TRUE(result);
   EXPECT_FALSE(*result);
   EXPECT_FALSE(second_result);
 }
 
-TEST(ReadinessWatch, CancelEndsTheWaitOrTheNextOne) {
-  asio::io_context io;
-  SocketPair pair;
-  ReadinessWatch::Entry entry;  // declared before the watch: an entry outlives its watch
-  ReadinessWatch watch(io);
-  ASSERT_TRUE(watch.add(entry, pair.fds[0]));
-  std::optional<boost::system::error_code> result;
-  watch.asyncReadable(entry, [&](boost::system::error_code ec) { result = ec; });
+TEST_F(ReadinessWatchOnOneSocket, CancelEndsTheWaitOrTheNextOne) {
+  startWait(watch, entry, result);
   watch.cancel(entry);
   EXPECT_FALSE(result) << "cancel completed the wait inline";
   settle(io);
@@ -97,7 +102,7 @@ TEST(ReadinessWatch, CancelEndsTheWaitOrTheNextOne) {
 
   result.reset();
   watch.cancel(entry);  // nobody waits: the next wait fails at once
-  watch.asyncReadable(entry, [&](boost::system::error_code ec) { result = ec; });
+  startWait(watch, entry, result);
   settle(io);
   ASSERT_TRUE(result);
   EXPECT_EQ(*result, asio::error::operation_aborted);
@@ -113,7 +118,7 @@ TEST(ReadinessWatch, RemovedConnectionsEventFindsNothing) {
   ASSERT_TRUE(watch.add(*gone, pair.fds[0]));
   ASSERT_TRUE(watch.add(staying, other.fds[0]));
   std::optional<boost::system::error_code> result;
-  watch.asyncReadable(staying, [&](boost::system::error_code ec) { result = ec; });
+  startWait(watch, staying, result);
   watch.remove(*gone);
   EXPECT_EQ(gone->id, 0u);
   gone.reset();  // its memory is freed; its socket still in the kernel's set
