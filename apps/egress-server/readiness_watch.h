@@ -78,6 +78,10 @@ class ReadinessWatch {
         token);
   }
 
+  // The read after a wait filled its buffer, so the socket may still hold bytes that no new edge
+  // will announce (edge triggering): the next wait completes at once and the caller reads again.
+  static void markReadable(Entry& entry) { entry.ready = true; }
+
   // Ends a pending wait with operation_aborted (a deadline or a drain), through the event loop:
   // the caller may be walking a list the woken connection changes. Without a pending wait, the
   // next wait fails at once.

@@ -31,6 +31,7 @@
 #include <unordered_set>
 
 #include "apps/common/net.h"
+#include "apps/egress-server/discarded_body.h"
 #include "apps/egress-server/json_text.h"
 #include "apps/egress-server/listeners.h"
 #include "apps/egress-server/readiness_watch.h"
@@ -44,6 +45,34 @@ constexpr std::chrono::milliseconds kFirstAcceptPause{5};
 constexpr size_t kLogBatchBytes = size_t{64} * 1024;
 constexpr std::chrono::milliseconds kLogDelay{20};
 constexpr size_t kAnswersPerYield = 32;
+constexpr size_t kReadBytes = 4096;  // one read of a waiting connection
+// After an error answer (RFC 9112 §9.6): how long, and how much, the server still reads and
+// discards from a client that may be sending, before it closes (nginx's lingering close).
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr size_t kLingerBytes = size_t{1} << 20;
+
+// Request bodies are counted and dropped, never held (discarded_body.h).
+using Request = http::request<DiscardedBody>;
+
+// RFC 9112 §3.2 / RFC 3986 §3.2.2: a Host field value is uri-host [ ":" port ]; empty is allowed
+// (a target without an authority). Refused: anything outside reg-name, IP-literal and port
+// characters, such as spaces, quotes, control bytes and bytes >= 0x80. One table lookup a byte:
+// this runs on every request.
+constexpr std::array<bool, 256> kHostBytes = [] {
+  std::array<bool, 256> allowed{};
+  for (int c = 'a'; c <= 'z'; ++c) allowed[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) allowed[c] = true;
+  for (int c = '0'; c <= '9'; ++c) allowed[c] = true;
+  for (char c : std::string_view("-._~%!$&'()*+,;=:[]"))
+    allowed[static_cast<unsigned char>(c)] = true;
+  return allowed;
+}();
+
+bool validHost(std::string_view host) {
+  return std::all_of(host.begin(), host.end(),
+                     [](char c) { return kHostBytes[static_cast<unsigned char>(c)]; });
+}
+
 constexpr std::chrono::milliseconds kMaxAcceptPause{1000};
 
 enum class Protocol { kTls, kHttp, kRaw, kNone };
@@ -171,6 +200,7 @@ struct Conn {
 struct RequestFields {
   std::string_view host;  // the first of each, as request[field] gives
   std::string_view accept;
+  unsigned hosts = 0;  // RFC 9112 §3.2: exactly one in HTTP/1.1, at most one in HTTP/1.0
   bool transfer_encoding = false;
   bool content_length = false;
 
@@ -182,13 +212,11 @@ struct RequestFields {
 
  private:
   void fill(const http::fields& header) {
-    bool seen_host = false;
     bool seen_accept = false;
     for (const auto& field : header) {
       switch (field.name()) {
         case http::field::host:
-          if (!seen_host) host = field.value();
-          seen_host = true;
+          if (hosts++ == 0) host = field.value();
           break;
         case http::field::accept:
           if (!seen_accept) accept = field.value();
@@ -540,7 +568,7 @@ struct Worker {
     while (protocol == Protocol::kNone && buffer.size() < 16) {
       // Waiting for the first bytes counts as waiting for a request: a drain closes it.
       conn.waiting_with = &buffer;
-      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kNoThrow);
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(kReadBytes), kNoThrow);
       conn.waiting_with = nullptr;
       if (ec || (draining && n == 0)) {
         log({{"event", "connection"},
@@ -621,28 +649,43 @@ struct Worker {
       }
       auto request_start = std::chrono::steady_clock::now();
       conn.arm("header timeout", options.header_timeout, request_start);
-      http::request_parser<http::string_body> parser;
+      http::request_parser<DiscardedBody> parser;
+      // Beast's own limit stops a header that keeps growing, but lets a few dozen bytes past it;
+      // the exact limit is checked on the header's size below.
       parser.header_limit(options.max_header_bytes);
       parser.body_limit(options.max_body_bytes);
       // Usually the whole header came with the first read: parse it from the buffer without another
       // asynchronous operation. Otherwise (or for the rest of a split header) read on.
       boost::system::error_code ec;
       size_t n = 0;
+      size_t header_bytes = 0;  // the request line, the fields and the empty line
       RequestFields fields;
       if (buffer.size() != 0) {
-        buffer.consume(parser.put(buffer.data(), ec));
+        header_bytes = parser.put(buffer.data(), ec);
+        buffer.consume(header_bytes);
         if (ec == http::error::need_more) ec = {};
       }
       if (!ec && !parser.is_header_done()) {
         conn.waiting_with = &buffer;
         std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
         conn.waiting_with = nullptr;
+        header_bytes += n;
       }
+      if (!ec && header_bytes > options.max_header_bytes) ec = http::error::header_limit;
       if (!ec) {
         // RFC 9112 6.3: a request whose final transfer coding is not chunked (or that has both
         // Transfer-Encoding and Content-Length) has no reliable length: 400 and close, so no byte
         // of its body can be read as another request.
         fields = RequestFields::of(parser.get());
+        if (fields.hosts > 1 || (fields.hosts == 0 && parser.get().version() >= 11) ||
+            !validHost(fields.host)) {
+          co_await refuse(stream, conn, text, port, client, http::status::bad_request,
+                          "malformed request: HTTP/1.1 needs exactly one valid Host field\n",
+                          fields.hosts > 1    ? "more than one host"
+                          : fields.hosts == 0 ? "no host"
+                                              : "invalid host");
+          co_return;
+        }
         if (fields.transfer_encoding && (!parser.chunked() || fields.content_length)) {
           co_await refuse(stream, conn, text, port, client, http::status::bad_request,
                           "malformed request: Transfer-Encoding must end with chunked, without "
@@ -727,12 +770,16 @@ struct Worker {
         for (;;) {
           auto [ec] = co_await watch.asyncReadable(conn.readiness, kNoThrow);
           if (ec) co_return std::tuple{ec, size_t{0}};
-          size_t got = stream.read_some(buffer.prepare(4096), ec);
-          if (ec != asio::error::would_block) co_return std::tuple{ec, got};
+          size_t got = stream.read_some(buffer.prepare(kReadBytes), ec);
+          if (ec == asio::error::would_block) continue;
+          // A read that filled its buffer may have left bytes in the socket, and no new edge
+          // will announce them: the next wait must read first.
+          if (!ec && got == kReadBytes) watch.markReadable(conn.readiness);
+          co_return std::tuple{ec, got};
         }
       }
     }
-    co_return co_await stream.async_read_some(buffer.prepare(4096), kNoThrow);
+    co_return co_await stream.async_read_some(buffer.prepare(kReadBytes), kNoThrow);
   }
 
   // Writes all of data. On plain TCP it first tries a non-blocking write, which takes the whole of
@@ -771,19 +818,37 @@ struct Worker {
     std::string response;
     writeResponse(response, 11, status, text, "text/plain", body, false, false);
     conn.arm("write timeout", std::chrono::milliseconds(5000));
-    co_await writeAll(stream, response);
+    boost::system::error_code ec = co_await writeAll(stream, response);
     log({{"event", "request"},
          {"port", port},
          {"client", client},
          {"status", static_cast<unsigned>(status)},
          {"error", error}});
+    if (!ec) co_await lingeringClose(beast::get_lowest_layer(stream), conn);
+  }
+
+  // RFC 9112 §9.6: closing while the client still sends turns the close into a reset, and a
+  // reset can destroy the answer in the client's receive queue before it reads it. So the write
+  // side is shut first (the client reads the answer, then end of stream), and what the client
+  // still sends is read and discarded for up to kLingerTime or kLingerBytes. On TLS this skips
+  // close_notify: the answer has a Content-Length and "Connection: close", so it is complete.
+  asio::awaitable<void> lingeringClose(tcp::socket& socket, Conn& conn) {
+    boost::system::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    conn.arm("lingering close", kLingerTime);
+    std::array<char, kReadBytes> discarded{};
+    for (size_t total = 0; total < kLingerBytes;) {
+      auto [read_ec, n] = co_await socket.async_read_some(asio::buffer(discarded), kNoThrow);
+      if (read_ec) co_return;  // end of stream, reset, or the deadline
+      total += n;
+    }
   }
 
   // The answer to a good request, serialized into out; returns its status.
-  unsigned respond(std::string& out, const ConnText& text,
-                   const http::request<http::string_body>& request, const RequestFields& fields,
-                   uint16_t port, const std::string& client, const std::string& sni, bool is_tls,
-                   bool keep_alive) {
+  unsigned respond(std::string& out, const ConnText& text, const Request& request,
+                   const RequestFields& fields, uint16_t port, const std::string& client,
+                   const std::string& sni, bool is_tls, bool keep_alive) {
     std::string_view target = request.target();
     const char* type = "text/plain";
     body_.clear();

@@ -19,9 +19,9 @@ WasmResult EnvoyHost::setEffectiveContext(uint32_t id) {
   return WasmResult::kOk;
 }
 
-void EnvoyHost::log(LogLevel level, std::string message) {
+void EnvoyHost::log(LogLevel level, std::string_view message) {
   if (level < options.log_level) return;
-  logs.add(level, current_context, std::move(message));
+  logs.add(level, current_context, message);
 }
 
 uint64_t EnvoyHost::now() const {

@@ -34,7 +34,7 @@ class EnvoyHost {
   proxy_wasm::WasmResult setEffectiveContext(uint32_t id);
 
   // --- logs and time ---
-  void log(LogLevel level, std::string message);
+  void log(LogLevel level, std::string_view message);
   uint64_t now() const;
 
   // --- properties (properties.cc) ---

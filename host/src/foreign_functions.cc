@@ -2,6 +2,7 @@
 // registered here (the one tcp_proxy's cluster selection needs); every other name is NotFound, as
 // in an Envoy without that extension.
 #include "host/src/envoy_host.h"
+#include "host/src/limits.h"
 #include "tcpsteer/host/filter_state_arguments.h"
 
 namespace tcpsteer::host {
@@ -77,6 +78,7 @@ std::optional<FilterStateArguments> decodeFilterStateArguments(std::string_view 
 
 WasmResult EnvoyHost::callForeignFunction(std::string_view name, std::string_view arguments) {
   if (name != "set_envoy_filter_state") return WasmResult::kNotFound;
+  if (arguments.size() > limits::kMaxFilterStateBytes) return limits::kHostLimitStatus;
   auto decoded = decodeFilterStateArguments(arguments);
   if (!decoded) return WasmResult::kBadArgument;
   Connection* connection = currentConnection();

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "host/src/limits.h"
+
 namespace tcpsteer::host {
 
 using proxy_wasm::WasmResult;
@@ -11,8 +13,14 @@ bool GuestMemory::inBounds(uint64_t ptr, uint64_t size) const {
   return ptr <= memory && size <= memory - ptr;
 }
 
+void GuestMemory::charge(uint64_t bytes) const {
+  engine_.chargeHostWork((bytes + limits::kGuestBytesPerInstruction - 1) /
+                         limits::kGuestBytesPerInstruction);
+}
+
 bool GuestMemory::view(uint64_t ptr, uint64_t size, std::string_view* out) const {
   if (!inBounds(ptr, size)) return false;
+  charge(size);
   *out = size == 0
              ? std::string_view()
              : std::string_view(reinterpret_cast<const char*>(engine_.memoryData() + ptr), size);
@@ -28,6 +36,7 @@ bool GuestMemory::read(uint64_t ptr, uint64_t size, std::string* out) const {
 
 bool GuestMemory::write(uint64_t ptr, std::string_view data) {
   if (!inBounds(ptr, data.size())) return false;
+  charge(data.size());
   if (!data.empty()) std::memcpy(engine_.memoryData() + ptr, data.data(), data.size());
   return true;
 }

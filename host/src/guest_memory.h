@@ -21,7 +21,9 @@ class GuestMemory {
       : engine_(engine), allocate_(std::move(allocate)) {}
 
   bool inBounds(uint64_t ptr, uint64_t size) const;
-  // A view of guest bytes: valid only until the next guest call.
+  // Every access below is charged to the calling guest's budget
+  // (limits::kGuestBytesPerInstruction). A view of guest bytes: valid only until the next guest
+  // call.
   bool view(uint64_t ptr, uint64_t size, std::string_view* out) const;
   bool read(uint64_t ptr, uint64_t size, std::string* out) const;
   bool write(uint64_t ptr, std::string_view data);
@@ -35,6 +37,8 @@ class GuestMemory {
                                  std::string* trap);
 
  private:
+  void charge(uint64_t bytes) const;
+
   WasmEngine& engine_;
   Allocate allocate_;
 };

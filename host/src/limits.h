@@ -34,6 +34,11 @@ inline constexpr uint64_t kMaxElementSegments = 10'000'000;
 // --- execution ---
 inline constexpr uint64_t kDefaultInstructionBudget = 50'000'000;  // per top-level callback
 
+// The host's work on guest memory counts against that budget: one instruction per this many bytes
+// of guest memory an import views, reads or writes. A memcpy moves far more than 8 bytes in the
+// time the interpreter takes for one instruction, so a module pays at least what it costs.
+inline constexpr uint64_t kGuestBytesPerInstruction = 8;
+
 // --- what one VM retains on the host side ---
 inline constexpr size_t kMaxLogMessageBytes = size_t{1} << 20;     // longer lines are cut
 inline constexpr size_t kMaxRetainedLogBytes = size_t{8} << 20;    // until the caller takes them
@@ -44,9 +49,12 @@ inline constexpr size_t kMaxMetricNameBytes = 4096;
 inline constexpr size_t kMaxHistogramValues = 100'000;  // recorded values kept per histogram
 inline constexpr size_t kMaxProperties = 1'000;         // proxy_set_property keys per context
 inline constexpr size_t kMaxPropertyBytes = size_t{1} << 20;
+inline constexpr size_t kMaxPropertyPathBytes = 4096;            // longer paths name no property
+inline constexpr size_t kMaxFilterStateBytes = size_t{1} << 20;  // set_envoy_filter_state argument
 inline constexpr size_t kMaxSharedDataEntries = 10'000;
 inline constexpr size_t kMaxSharedDataBytes = size_t{16} << 20;
 inline constexpr size_t kMaxSharedQueues = 1'000;
+inline constexpr size_t kMaxSharedQueueNameBytes = 4096;
 inline constexpr size_t kMaxQueuedItems = 10'000;            // per queue
 inline constexpr size_t kMaxQueuedBytes = size_t{16} << 20;  // all queues
 

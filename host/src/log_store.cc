@@ -4,11 +4,9 @@
 
 namespace tcpsteer::host {
 
-void LogStore::add(LogLevel level, uint32_t context_id, std::string message) {
-  if (message.size() > limits::kMaxLogMessageBytes) {
-    message.resize(limits::kMaxLogMessageBytes);
-    message += " [cut at " + std::to_string(limits::kMaxLogMessageBytes) + " bytes]";
-  }
+void LogStore::add(LogLevel level, uint32_t context_id, std::string_view message) {
+  const bool cut = message.size() > limits::kMaxLogMessageBytes;
+  if (cut) message = message.substr(0, limits::kMaxLogMessageBytes);
   if (bytes_ + message.size() > limits::kMaxRetainedLogBytes) {
     ++dropped_;
     if (!dropping_) {
@@ -20,8 +18,10 @@ void LogStore::add(LogLevel level, uint32_t context_id, std::string message) {
     }
     return;
   }
-  bytes_ += message.size();
-  entries_.push_back(LogEntry{level, context_id, std::move(message)});
+  std::string kept(message);
+  if (cut) kept += " [cut at " + std::to_string(limits::kMaxLogMessageBytes) + " bytes]";
+  bytes_ += kept.size();
+  entries_.push_back(LogEntry{level, context_id, std::move(kept)});
 }
 
 void LogStore::addHostLine(LogLevel level, uint32_t context_id, std::string message) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tcpsteer/host/vm.h"
@@ -15,7 +16,8 @@ namespace tcpsteer::host {
 
 class LogStore {
  public:
-  void add(LogLevel level, uint32_t context_id, std::string message);
+  // Copies at most limits::kMaxLogMessageBytes of message, and nothing once dropping.
+  void add(LogLevel level, uint32_t context_id, std::string_view message);
   // Lines the host itself writes (VM failures): never dropped.
   void addHostLine(LogLevel level, uint32_t context_id, std::string message);
   const std::vector<LogEntry>& entries() const { return entries_; }

@@ -7,6 +7,7 @@ namespace tcpsteer::host {
 using proxy_wasm::WasmResult;
 
 WasmResult Metrics::define(MetricType type, std::string_view name, uint32_t* id) {
+  if (name.size() > limits::kMaxMetricNameBytes) return limits::kHostLimitStatus;  // not copied
   auto key = std::make_pair(type, std::string(name));
   if (auto it = by_name_.find(key); it != by_name_.end()) {
     *id = it->second;

@@ -90,6 +90,8 @@ std::optional<std::string> EnvoyHost::property(std::string_view path_view) {
 }
 
 proxy_wasm::WasmResult EnvoyHost::setProperty(std::string_view key, std::string_view value) {
+  // Sized before anything is copied.
+  if (key.size() + value.size() > limits::kMaxPropertyBytes) return limits::kHostLimitStatus;
   std::string name = "wasm." + std::string(key);
   Connection* connection = currentConnection();
   if (connection != nullptr) {

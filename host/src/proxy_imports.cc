@@ -41,7 +41,7 @@ uint32_t proxy_log(ImportCall& call) {
   if (call.u32(0) > proxy_wasm::kMaxLogLevel) return kBadArgument;
   std::string_view message;
   if (!viewArg(call, 1, &message)) return kInvalidMemoryAccess;
-  call.envoy.log(static_cast<LogLevel>(call.u32(0)), std::string(message));
+  call.envoy.log(static_cast<LogLevel>(call.u32(0)), message);  // the store copies at most its cap
   return kOk;
 }
 
@@ -59,6 +59,7 @@ uint32_t proxy_get_status(ImportCall& call) {
 uint32_t proxy_get_property(ImportCall& call) {
   std::string_view raw;
   if (!viewArg(call, 0, &raw)) return kInvalidMemoryAccess;
+  if (raw.size() > limits::kMaxPropertyPathBytes) return kNotFound;  // not copied: no such path
   auto value = call.envoy.property(joinPropertyPath(raw));
   if (!value) return kNotFound;
   return copyOut(call, *value, 2);

@@ -36,7 +36,8 @@ WasmResult SharedQueues::registerQueue(std::string_view name, uint32_t* token) {
     *token = it->second;
     return WasmResult::kOk;
   }
-  if (queues_.size() >= limits::kMaxSharedQueues) return limits::kHostLimitStatus;
+  if (queues_.size() >= limits::kMaxSharedQueues || name.size() > limits::kMaxSharedQueueNameBytes)
+    return limits::kHostLimitStatus;
   queues_.emplace_back();
   *token = static_cast<uint32_t>(queues_.size());
   tokens_.emplace(std::string(name), *token);

@@ -50,7 +50,7 @@ uint32_t fd_write(ImportCall& call) {
   }
   if (!call.memory.writeU32(call.u32(3), static_cast<uint32_t>(text.size()))) return kFault;
   if (!text.empty() && text.back() == '\n') text.pop_back();
-  call.envoy.log(fd == kStdout ? LogLevel::kInfo : LogLevel::kError, std::move(text));
+  call.envoy.log(fd == kStdout ? LogLevel::kInfo : LogLevel::kError, text);
   return kSuccess;
 }
 

@@ -66,7 +66,13 @@ start_proxy() {  # start_proxy CONFIG LOG [PREFIX COMMAND...]: the proxy, ready
   wait_until 5 curl -sf "http://127.0.0.1:$(port 2)/ready" -o /dev/null && kill -0 "$proxy_pid" 2>/dev/null && return 0
   echo "proxy did not start:"; cat "$2"; return 1
 }
-stop_proxy() { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
+# A proxy found by pgrep (step 12) is not this shell's child, so wait returns at once: poll until it
+# is gone, or the next proxy finds its port still bound.
+stop_proxy() {
+  kill "$proxy_pid" 2>/dev/null
+  wait "$proxy_pid" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$proxy_pid" 2>/dev/null || return 0; sleep 0.05; done
+}
 refused() {  # refused NAME PATTERN CONFIG: the proxy exits 1 at start with PATTERN in one line
   local out code
   out=$(timeout 10 "$proxy" -c "$3" 2>&1); code=$?

@@ -170,6 +170,7 @@ class PrecompiledEngine final : public WasmEngine, public precompiled::ImportSin
 
   // Native code: no instruction counting (budgets and profiles need the interpreter).
   void setInstructionBudget(uint64_t /*instructions*/) override {}
+  void chargeHostWork(uint64_t /*instructions*/) override {}
   void enableProfile() override {}
   std::vector<std::pair<uint32_t, uint64_t>> profile() const override { return {}; }
   uint64_t instructionsExecuted() const override { return 0; }

@@ -220,9 +220,10 @@ class WabtEngine final : public WasmEngine {
     bool outermost = depth_ == 0;
     if (outermost) {
       // Saturating: a budget near 2^64 means "practically unlimited", not an overflow to "none".
-      budget_end_ = budget_ == 0 || budget_ > std::numeric_limits<uint64_t>::max() - executed_
+      uint64_t spent = executed_ + host_work_;
+      budget_end_ = budget_ == 0 || budget_ > std::numeric_limits<uint64_t>::max() - spent
                         ? std::numeric_limits<uint64_t>::max()
-                        : executed_ + budget_;
+                        : spent + budget_;
       budget_hit_ = false;
     }
     uint64_t start = executed_;
@@ -234,7 +235,7 @@ class WabtEngine final : public WasmEngine {
     wi::RunResult result = (thread_.*privateMember(PushCallTag{}))(*defined, &trap);
     ++depth_;
     while (result == wi::RunResult::Ok) {
-      if (executed_ >= budget_end_) {
+      if (executed_ + host_work_ >= budget_end_) {
         budget_hit_ = true;
         break;
       }
@@ -267,6 +268,11 @@ class WabtEngine final : public WasmEngine {
   }
 
   void setInstructionBudget(uint64_t instructions) override { budget_ = instructions; }
+  void chargeHostWork(uint64_t instructions) override {
+    host_work_ = instructions > std::numeric_limits<uint64_t>::max() / 2 - host_work_
+                     ? std::numeric_limits<uint64_t>::max() / 2
+                     : host_work_ + instructions;
+  }
 
   void enableProfile() override { profile_ = true; }
   std::vector<std::pair<uint32_t, uint64_t>> profile() const override {
@@ -362,6 +368,7 @@ class WabtEngine final : public WasmEngine {
   uint64_t budget_end_ = std::numeric_limits<uint64_t>::max();
   bool budget_hit_ = false;
   uint64_t executed_ = 0;
+  uint64_t host_work_ = 0;  // chargeHostWork(): the host's work for the guest, in instructions
   int depth_ = 0;
   std::optional<wi::Index> start_function_;
 };

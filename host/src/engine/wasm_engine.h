@@ -74,6 +74,11 @@ class WasmEngine {
   virtual bool hasFunction(const std::string& export_name) const = 0;
 
   virtual void setInstructionBudget(uint64_t instructions) = 0;
+  // Work the host does for the guest inside a call (copying or scanning its memory), counted
+  // against the current call's budget as this many instructions: a loop of cheap host calls that
+  // each move megabytes must end as surely as a loop of instructions. Not part of
+  // instructionsExecuted() or CallOutcome::instructions, which count the guest's own.
+  virtual void chargeHostWork(uint64_t instructions) = 0;
   // Per-function instruction counts (function index in the module, imports first), for profiling.
   virtual void enableProfile() = 0;
   virtual std::vector<std::pair<uint32_t, uint64_t>> profile() const = 0;

@@ -1,0 +1,63 @@
+;; Calls one import without end, each call handing the host all 64 MiB of its memory: the
+;; configuration's length picks the import (1 proxy_log, 2 proxy_get_property path,
+;; 3 proxy_set_property, 4 set_envoy_filter_state, 5 proxy_define_metric, 6 proxy_set_shared_data,
+;; 7 proxy_get_shared_data key, 8 proxy_register_shared_queue name, 9 proxy_enqueue_shared_queue,
+;; 10 fd_write). Each call costs a few instructions; the host's copying must count against the
+;; budget, or one callback runs for days.
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_property" (func $get_property (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_property" (func $set_property (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_call_foreign_function"
+    (func $foreign (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_shared_data" (func $set_shared (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_shared_data" (func $get_shared (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_register_shared_queue" (func $register (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_enqueue_shared_queue" (func $enqueue (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1024)
+  (data (i32.const 0) "set_envoy_filter_state")
+  (global $which (mut i32) (i32.const 0))
+  (global $all i32 (i32.const 67108864))
+  (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_configure") (param $root i32) (param $size i32) (result i32)
+    (global.set $which (local.get $size))
+    (i32.const 1))
+  (func $once (result i32)
+    (local $w i32)
+    (local.set $w (global.get $which))
+    (if (i32.eq (local.get $w) (i32.const 1))
+      (then (return (call $log (i32.const 2) (i32.const 0) (global.get $all)))))
+    (if (i32.eq (local.get $w) (i32.const 2))
+      (then (return (call $get_property (i32.const 0) (global.get $all) (i32.const 64) (i32.const 68)))))
+    (if (i32.eq (local.get $w) (i32.const 3))
+      (then (return (call $set_property (i32.const 0) (i32.const 4) (i32.const 0) (global.get $all)))))
+    (if (i32.eq (local.get $w) (i32.const 4))
+      (then (return (call $foreign (i32.const 0) (i32.const 22) (i32.const 0) (global.get $all)
+                                   (i32.const 64) (i32.const 68)))))
+    (if (i32.eq (local.get $w) (i32.const 5))
+      (then (return (call $define (i32.const 0) (i32.const 0) (global.get $all) (i32.const 64)))))
+    (if (i32.eq (local.get $w) (i32.const 6))
+      (then (return (call $set_shared (i32.const 0) (i32.const 4) (i32.const 0) (global.get $all)
+                                      (i32.const 0)))))
+    (if (i32.eq (local.get $w) (i32.const 7))
+      (then (return (call $get_shared (i32.const 0) (global.get $all) (i32.const 64) (i32.const 68)
+                                      (i32.const 72)))))
+    (if (i32.eq (local.get $w) (i32.const 8))
+      (then (return (call $register (i32.const 0) (global.get $all) (i32.const 64)))))
+    (if (i32.eq (local.get $w) (i32.const 9))
+      (then
+        (drop (call $register (i32.const 0) (i32.const 1) (i32.const 64)))
+        (return (call $enqueue (i32.load (i32.const 64)) (i32.const 0) (global.get $all)))))
+    ;; 10: one iovec over all of memory, at 128
+    (i32.store (i32.const 128) (i32.const 0))
+    (i32.store (i32.const 132) (global.get $all))
+    (call $fd_write (i32.const 1) (i32.const 128) (i32.const 1) (i32.const 64)))
+  (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (loop $again
+      (drop (call $once))
+      (br $again))
+    (i32.const 0)))
