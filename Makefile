@@ -68,8 +68,8 @@ bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench
 	$(NATIVE_DIR)/bench/host_bench
 	bash bench/apps_bench.sh $(NATIVE_DIR)/apps/egress-server
-	bash bench/proxy_bench.sh $(NATIVE_DIR) $(MODULE)
-	bash bench/egress_path_bench.sh $(NATIVE_DIR) $(MODULE)
+	python3 bench/envoy_bench.py $(MODULE) $(NATIVE_DIR)/apps/egress-server
+	bash bench/egress_path_bench.sh $(MODULE)
 
 # sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
 WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))
@@ -88,7 +88,7 @@ lint: deps wasm native
 format:
 	clang-format-19 -i $(SOURCES)
 
-# The local end-to-end run: real sockets, egress1/egress2, tcpsteer-proxy with the real module.
+# The local end-to-end run: real sockets, egress1/egress2, real Envoy with the real module.
 demo: wasm native
 	@BUILD_DIR=$(NATIVE_DIR) bash scripts/demo.sh
 

@@ -13,13 +13,12 @@ packages=(
   libclang-rt-19-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev protobuf-compiler
-  # host emulator, proxy and apps
-  libboost1.81-dev libssl-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
+  # host emulator and apps
+  libboost1.81-dev libssl-dev libcli11-dev nlohmann-json3-dev
   # end-to-end tools, lint, manifest checks
   curl openssl jq socat wrk iproute2 procps valgrind
-  # make demo's egress gateways and the bench's reference server: nginx with its stream module
-  # (ssl_preread, proxy_bind); nginx-light does not carry it
-  nginx libnginx-mod-stream
+  # the bench's reference server (egress-server beside nginx) and its external HTTPS server
+  nginx
   clang-format-19 clang-tidy-19 shellcheck yamllint python3 python3-jsonschema python3-yaml
   # the virtual environment that holds Envoy (below)
   python3-venv

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   }
 
   // A closed stdout (the JSON log's reader went away) must not kill the server: writes then fail
-  // with EPIPE and are dropped. SIGHUP (a closed terminal) is ignored, as tcpsteer-proxy does.
+  // with EPIPE and are dropped. SIGHUP (a closed terminal) is ignored.
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGHUP, SIG_IGN);
   tcpsteer::apps::EgressServer server(options);

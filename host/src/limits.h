@@ -12,7 +12,7 @@
 
 namespace tcpsteer::host::limits {
 
-// --- files (tcpsteer-host, tcpsteer-proxy) ---
+// --- files (tcpsteer-host) ---
 inline constexpr uint64_t kMaxModuleFileBytes = uint64_t{64} << 20;  // a .wasm file
 inline constexpr uint64_t kMaxConfigFileBytes = uint64_t{4} << 20;   // --config @FILE, envoy.yaml
 

@@ -69,7 +69,7 @@ class Envoy:
     """envoy -c CONFIG (a dict, written as JSON) with its own admin port and log."""
 
     def __init__(self, config, name="envoy", concurrency=2, extra_args=(), workdir=None,
-                 drain_time_s=1):
+                 drain_time_s=1, component_log_level="wasm:debug"):
         self.binary = envoy_binary()
         self.dir = workdir or tempfile.mkdtemp(prefix=f"tcpsteer-{name}-")
         self.config_path = os.path.join(self.dir, f"{name}.json")
@@ -85,7 +85,7 @@ class Envoy:
         self.args = [self.binary, "-c", self.config_path, "--disable-hot-restart",
                      "--concurrency", str(concurrency), "--admin-address-path", self.admin_path,
                      "--drain-time-s", str(drain_time_s), "--file-flush-interval-msec", "100", "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v",
-                     "-l", "info", "--component-log-level", "wasm:debug", *extra_args]
+                     "-l", "info", "--component-log-level", component_log_level, *extra_args]
         self.process = None
         self.admin = None
 

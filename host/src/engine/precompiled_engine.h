@@ -1,5 +1,5 @@
 // A second engine behind the WasmEngine seam: the filter module translated to C by wasm2c at build
-// time and compiled natively, so tcpsteer-proxy can run the real module at native speed. It runs
+// time and compiled natively, so tcpsteer-host can replay the real module at native speed. It runs
 // only the exact module it was built from (byte-for-byte); any other module uses the interpreter.
 // It has no instruction budget and no call-depth guard: it trusts the module it was compiled from.
 // Traps (out-of-bounds access, unreachable, a failing host function) still end the call as a trap.

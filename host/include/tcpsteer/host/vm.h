@@ -50,7 +50,7 @@ enum class WasiTier : uint8_t { kTier1 = 1, kTier2 = 2 };
 // without a budget or instruction counts, and refuses any other module. kAuto: precompiled when the
 // module is the built one, else the interpreter.
 enum class EngineChoice : uint8_t { kInterpreter, kPrecompiled, kAuto };
-// The --engine names of the CLIs (tcpsteer-host, tcpsteer-proxy).
+// The --engine names of the CLI (tcpsteer-host).
 inline const std::map<std::string, EngineChoice> kEngineNames = {
     {"interpreter", EngineChoice::kInterpreter},
     {"precompiled", EngineChoice::kPrecompiled},
