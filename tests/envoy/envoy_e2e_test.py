@@ -3,20 +3,25 @@ sockets on loopback, every port the OS's.
 Usage: envoy_e2e_test.py MODULE TCPSTEER_HOST EGRESS_SERVER TEST_MODULES_DIR
 
 Routing of even/odd IPv4, IPv6 and IPv4-mapped sources; HTTP, TLS and raw TCP to egress-server;
-200 parallel connections and a large transfer with half-close, byte-exact; rules, dry-run,
-match_ports and on_unroutable; the decision line and counters in Envoy's own log and /stats; every
-invalid configuration refused by Envoy at load with the filter's line; and the host emulator giving
-the same decision as Envoy, connection by connection."""
+200 parallel connections and a large transfer with half-close, byte-exact, and a client reset;
+rules, dry-run, match_ports and on_unroutable; every configuration example of filter/README.md
+(port_map included) routed as documented; the decision line and counters in Envoy's own log and
+/stats; every invalid configuration refused by Envoy at load with the filter's line;
+scripts/inspect-chains.sh on live config dumps; and the host emulator giving the same decision as
+Envoy, connection by connection."""
 
 import hashlib
 import json
 import os
+import re
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 import sys
 import threading
+import urllib.request
 
 from envoy_harness import (Checks, EchoUpstream, Envoy, connect, listener, read_line,
                            static_cluster, tcp_proxy, wasm_filter)
@@ -140,6 +145,21 @@ with connect(ports["main"], "127.0.0.40", timeout=60) as client:
     thread.join(timeout=120)
 check("large-transfer-half-close-byte-exact",
       received[0] == size and received_hash.digest() == sent_hash.digest(), f"{received[0]} bytes")
+
+# 3b. A client that resets its connection mid-transfer: the upstream side is closed too (nothing
+# left open on the egress), and Envoy goes on serving.
+before_active = upstreams["egress2"].active
+client = connect(ports["main"], "127.0.0.41")
+read_line(client)
+client.sendall(b"y" * 65536)
+client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+client.close()  # RST
+deadline = time.time() + 5
+while upstreams["egress2"].active > before_active and time.time() < deadline:
+    time.sleep(0.05)
+check("client-reset-closes-the-upstream-side", upstreams["egress2"].active == before_active,
+      f"{upstreams['egress2'].active} upstream connections still open")
+check("serving-after-a-reset", first_line_from(ports["main"], "127.0.0.41") == "egress2")
 
 # 4. Observability: the decision line in Envoy's log, counters in /stats and /stats/prometheus.
 check("decision-line-in-envoy-log", envoy.wait_for_log(
@@ -298,7 +318,112 @@ envoy.stop()
 for process, _ in servers.values():
     process.terminate()
 
-# 11. The host emulator decides as Envoy did, connection by connection.
+# 11. Every configuration example in filter/README.md loads in Envoy and routes as documented (the
+# port 443 of the examples becomes a free port of the OS's, so match_ports and port_map apply to
+# it): each source reaches the cluster tcpsteer-host replay decides, by name.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+examples = re.findall(r"```json\n(.*?)```", open(os.path.join(ROOT, "filter", "README.md")).read(), re.S)
+check("filter-readme-has-examples", len(examples) >= 2, str(len(examples)))
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+for number, example in enumerate(examples):
+    port = free_port()
+    configuration = re.sub(r'"443"|\b443\b', lambda m: f'"{port}"' if m.group(0).startswith('"')
+                           else str(port), example)
+    sources = ["127.0.0.10", "127.0.0.11", "127.0.0.12"]
+    replay = subprocess.run([host_tool, "replay", module, "--root-id", "tcpsteer", "--config",
+                             configuration] + [a for src in sources
+                                               for a in ("--conn", f"{src}:1,127.0.0.1:{port}")],
+                            capture_output=True, text=True)
+    decided = [json.loads(line).get("filter_state", {}).get("envoy.tcp_proxy.cluster", "egress1")
+               for line in replay.stdout.splitlines() if '"event":"connection"' in line]
+    named = {name: EchoUpstream(name) for name in set(decided) | {"egress1"}}
+    envoy = Envoy({"static_resources": {
+        "listeners": [{"name": "main",
+                       "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                       "filter_chains": [{"filters": [wasm_filter(module, configuration),
+                                                      tcp_proxy("egress1")]}]}],
+        "clusters": [static_cluster(n, u.port) for n, u in named.items()]}},
+        name=f"readme-example-{number}", concurrency=1)
+    checks.envoys.append(envoy)
+    envoy.start()
+    got = [first_line_from(port, source, configuration) for source in sources]
+    check(f"readme-example-{number}-routes-as-documented", len(decided) == 3 and got == decided,
+          f"Envoy {got}, documented (replay) {decided}")
+    envoy.stop()
+    for upstream in named.values():
+        upstream.close()
+
+# 12. scripts/inspect-chains.sh on live config dumps: the filter's Envoy (the wasm filter before
+# tcp_proxy on its port) and an egress gateway shaped like Istio's (deploy/envoy/egress-gateway.yaml).
+# The listener's port is in its configuration (a dump shows the configured port, not the bound one).
+port = free_port()
+envoy = Envoy({"static_resources": {
+    "listeners": [{"name": "main",
+                   "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                   "filter_chains": [{"filters": [wasm_filter(module, "standalone"),
+                                                  tcp_proxy("egress1")]}]}],
+    "clusters": echo_clusters}}, name="inspect", concurrency=1)
+checks.envoys.append(envoy)
+envoy.start()
+dump = os.path.join(envoy.dir, "config_dump.json")
+with open(dump, "w") as out:
+    out.write(envoy.get("/config_dump"))
+inspect = os.path.join(ROOT, "scripts", "inspect-chains.sh")
+verdict = subprocess.run(["bash", inspect, "--file", dump, str(port)], capture_output=True, text=True)
+check("inspect-chains-live-dump-filter-before-tcp-proxy", verdict.returncode == 0,
+      verdict.stdout + verdict.stderr)
+# And the verdict can fail: a port no listener serves.
+verdict = subprocess.run(["bash", inspect, "--file", dump, str(free_port())], capture_output=True,
+                         text=True)
+check("inspect-chains-live-dump-other-port-refused", verdict.returncode != 0, verdict.stdout)
+envoy.stop()
+with open(os.path.join(ROOT, "deploy", "envoy", "egress-gateway.yaml")) as template:
+    text = template.read()
+gateway_dir = tempfile.mkdtemp(prefix="tcpsteer-gateway-")
+for field, value in {"NAME": "1", "ADMIN_PORT": "0", "GATEWAY_PORT": "0",
+                     "ACCESS_LOG": os.path.join(gateway_dir, "access.log"),
+                     "EXTERNAL_NAME": "api.tcpsteer.example", "SOURCE_ADDRESS": "127.0.0.21",
+                     "EXTERNAL_ADDRESS": "127.0.0.30", "EXTERNAL_PORT": "443"}.items():
+    text = text.replace(f"@{field}@", value)
+gateway_yaml = os.path.join(gateway_dir, "gateway.yaml")
+with open(gateway_yaml, "w") as out:
+    out.write(text)
+admin_path = os.path.join(gateway_dir, "admin")
+gateway = subprocess.Popen([envoy.binary, "-c", gateway_yaml, "--disable-hot-restart",
+                            "--concurrency", "1", "--admin-address-path", admin_path, "-l", "warning"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+try:
+    for _ in range(200):
+        if os.path.exists(admin_path) and open(admin_path).read().strip():
+            break
+        time.sleep(0.05)
+    admin = "http://" + open(admin_path).read().strip()
+    for _ in range(200):
+        try:
+            if urllib.request.urlopen(admin + "/ready", timeout=2).read().strip() == b"LIVE":
+                break
+        except OSError:
+            time.sleep(0.05)
+    gateway_dump = os.path.join(gateway_dir, "config_dump.json")
+    with open(gateway_dump, "wb") as out:
+        out.write(urllib.request.urlopen(admin + "/config_dump", timeout=5).read())
+    verdict = subprocess.run(["bash", inspect, "--gateway", "--file", gateway_dump],
+                             capture_output=True, text=True)
+    check("inspect-chains-live-gateway-dump-passthrough-only",
+          verdict.returncode == 0 and "api.tcpsteer.example" in verdict.stdout,
+          verdict.stdout + verdict.stderr)
+finally:
+    gateway.terminate()
+    gateway.wait()
+
+# 13. The host emulator decides as Envoy did, connection by connection.
 by_configuration = {}
 for src, dst, configuration, cluster in observed:
     by_configuration.setdefault(configuration, []).append((src, dst, cluster))

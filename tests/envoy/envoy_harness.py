@@ -38,13 +38,19 @@ class EchoUpstream:
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
                 upstream.peers.append(self.client_address[0])
-                self.request.sendall(name.encode() + b"\n")
-                while True:
-                    data = self.request.recv(65536)
-                    if not data:
-                        break
-                    self.request.sendall(data)
-                self.request.shutdown(socket.SHUT_WR)
+                upstream.active += 1
+                try:
+                    self.request.sendall(name.encode() + b"\n")
+                    while True:
+                        data = self.request.recv(65536)
+                        if not data:
+                            break
+                        self.request.sendall(data)
+                    self.request.shutdown(socket.SHUT_WR)
+                except OSError:
+                    upstream.resets += 1  # the proxy reset the connection
+                finally:
+                    upstream.active -= 1
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -56,6 +62,8 @@ class EchoUpstream:
 
         self.name = name
         self.peers = []
+        self.active = 0  # connections being served now
+        self.resets = 0
         self.server = Server((host, 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
