@@ -71,6 +71,10 @@ dual = listener("dual", [wasm_filter(module, "standalone"), tcp_proxy("egress1",
                 address="::", ipv4_compat=True)
 envoy = echo_envoy("routing", "standalone", extra_listeners=[dual])
 ports = envoy.listener_ports()
+runtimes = sorted(e["name"] for e in json.loads(envoy.get("/server_info"))["node"]["extensions"]
+                  if e["category"] == "envoy.wasm.runtime")
+# The official build has v8 and null (an ENVOY of your own may have more).
+check("server-info-has-v8-runtime", "envoy.wasm.runtime.v8" in runtimes, str(runtimes))
 for octet in (10, 11, 12, 13, 200, 255):
     got = first_line_from(ports["main"], f"127.0.0.{octet}", "standalone")
     check(f"ipv4-source-127.0.0.{octet}", got == ("egress1" if octet % 2 == 0 else "egress2"), got)
