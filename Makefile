@@ -71,8 +71,8 @@ bench: wasm native
 	python3 bench/envoy_bench.py $(MODULE) $(NATIVE_DIR)/apps/egress-server
 	bash bench/egress_path_bench.sh $(MODULE)
 
-# sdk/ and filter/plugin/ only compile for wasm32, so they are checked with the wasm compile database.
-WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc,$(SOURCES))
+# sdk/, filter/plugin/ and the SDK probe module only compile for wasm32: checked with the wasm database.
+WASM_ONLY = $(filter sdk/%.cc filter/plugin/%.cc tests/wasm/sdk_stream_callbacks_probe.cc,$(SOURCES))
 LINT_DB := $(BUILD)/lint
 
 # clang-tidy analyses every compile command of a file; the native database has the core three

@@ -3,9 +3,10 @@ concurrency otherwise, in one run: new connections/s in a closed loop (wrk, one 
 connection, egress-server behind), Envoy's CPU time per connection (user + system from /proc),
 latency p50/p99 (connect + request), bulk MB/s (256 MiB through Envoy), and Envoy's memory with and
 without the filter (a V8 VM per worker). The filter runs twice: its decision line below Envoy's log
-level (dropped) and written to Envoy's log. Three minimal modules (bench/modules/*.wat) split the
-cost: no host call at all (the VM transitions of a connection's callbacks), plus the source.address
-read, plus the set_envoy_filter_state call. Variants interleave A B C ... C B A; each figure is the
+level (dropped) and written to Envoy's log. Minimal modules (bench/modules/*.wat) split the cost:
+tcpsteer's exports with no host call at all (the VM and its transitions), the same with every
+callback of a connection exported, plus the source.address read, plus the set_envoy_filter_state
+call. Variants interleave A B C ... C B A; each figure is the
 median of its runs. Goal: the filter adds <= 10 % CPU per connection with the line dropped and
 <= 20 % with it written.
 Usage: envoy_bench.py MODULE EGRESS_SERVER   (BENCH_SECONDS, default 5)"""
@@ -84,6 +85,7 @@ def rss_mib(pid):
 MINIMAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
 VARIANTS = {
     "tcp_proxy alone": (None, "wasm:warning", True),
+    "no-op, every callback": ("noop_every_callback", "wasm:warning", False),
     "no-op module": ("noop", "wasm:warning", False),
     "+ source.address read": ("read_source", "wasm:warning", False),
     "+ set_envoy_filter_state": ("set_cluster", "wasm:warning", False),
@@ -165,7 +167,8 @@ def main():
     server, http_port = start_egress_server()
     sink = Sink()
     scratch = tempfile.mkdtemp(prefix="tcpsteer-bench-")
-    modules = {name: compiled(name, scratch) for name in ("noop", "read_source", "set_cluster")}
+    modules = {name: compiled(name, scratch)
+               for name in ("noop_every_callback", "noop", "read_source", "set_cluster")}
     variants = list(VARIANTS)
     runs = {v: [] for v in variants}
     for variant in variants + variants[::-1]:
