@@ -37,6 +37,13 @@ std::string requestOfSize(size_t size, size_t number) {
   return head + std::string(size - head.size() - tail.size(), 'a') + tail;
 }
 
+// `count` requests of `size` bytes, numbered from 0, back to back.
+std::string pipelineOf(size_t size, size_t count) {
+  std::string pipeline;
+  for (size_t i = 0; i < count; ++i) pipeline += requestOfSize(size, i);
+  return pipeline;
+}
+
 // Reads answers until `count` have come, the server closes, or the read times out; returns how
 // many came in order, each answering the request of its number.
 template <typename Stream>
@@ -80,8 +87,7 @@ TEST_F(ServerFixture, PipelinedRequestsOnReadBoundariesAreAllAnswered) {
   startServer(options);
   for (auto [size, count] : pipelineShapes()) {
     SCOPED_TRACE(std::to_string(count) + " x " + std::to_string(size));
-    std::string pipeline;
-    for (size_t i = 0; i < count; ++i) pipeline += requestOfSize(size, i);
+    const std::string pipeline = pipelineOf(size, count);
     asio::io_context io;
     tcp::socket socket(io);
     socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ports_[0]));
@@ -104,8 +110,7 @@ TEST_F(ServerFixture, PipelinedRequestsOverTlsAreAllAnswered) {
   startServer(options);
   for (auto [size, count] : pipelineShapes()) {
     SCOPED_TRACE(std::to_string(count) + " x " + std::to_string(size));
-    std::string pipeline;
-    for (size_t i = 0; i < count; ++i) pipeline += requestOfSize(size, i);
+    const std::string pipeline = pipelineOf(size, count);
     asio::io_context io;
     ssl::context tls(ssl::context::tls_client);
     ssl::stream<tcp::socket> stream(io, tls);

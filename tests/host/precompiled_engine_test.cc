@@ -13,24 +13,19 @@
 
 #include "host/src/engine/precompiled_engine.h"
 #include "tcpsteer/host/vm.h"
+#include "tests/host/test_modules.h"
 
 namespace tcpsteer::host {
 namespace {
 
-std::string readFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  EXPECT_TRUE(file) << path;
-  std::stringstream out;
-  out << file.rdbuf();
-  return out.str();
-}
+using test_modules::fileBytes;
 
 std::span<const uint8_t> bytesOf(const std::string& text) {
-  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+  return test_modules::span(text);
 }
 
 const std::string& filterModule() {
-  static const std::string bytes = readFile(TCPSTEER_WASM_MODULE);
+  static const std::string bytes = fileBytes(TCPSTEER_WASM_MODULE);
   return bytes;
 }
 
@@ -40,7 +35,7 @@ TEST(PrecompiledEngine, RunsOnlyTheModuleItWasBuiltFrom) {
   changed[changed.size() - 1] ^= 1;
   EXPECT_FALSE(precompiledMatches(bytesOf(changed)));
 
-  const std::string other = readFile(std::string(TCPSTEER_TEST_MODULES) + "/malloc_reentry.wasm");
+  const std::string other = fileBytes(std::string(TCPSTEER_TEST_MODULES) + "/malloc_reentry.wasm");
   VmOptions options;
   options.engine = EngineChoice::kPrecompiled;
   LoadReport report;

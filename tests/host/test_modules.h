@@ -16,12 +16,16 @@
 
 namespace tcpsteer::host::test_modules {
 
-inline std::string moduleBytes(const std::string& name) {
-  std::ifstream file(std::string(TCPSTEER_TEST_MODULES) + "/" + name + ".wasm", std::ios::binary);
-  EXPECT_TRUE(file) << name;
+inline std::string fileBytes(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  EXPECT_TRUE(file) << path;
   std::stringstream bytes;
   bytes << file.rdbuf();
   return bytes.str();
+}
+
+inline std::string moduleBytes(const std::string& name) {
+  return fileBytes(std::string(TCPSTEER_TEST_MODULES) + "/" + name + ".wasm");
 }
 
 inline std::span<const uint8_t> span(const std::string& bytes) {

@@ -5,11 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "tcpsteer/host/vm.h"
+#include "tests/host/test_modules.h"
 
 namespace tcpsteer::host {
 namespace {
@@ -21,17 +20,8 @@ const char* kLaterCallbacks[] = {"proxy_on_downstream_data",
                                  "proxy_on_done",
                                  "proxy_on_log"};
 
-std::string readModule(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  EXPECT_TRUE(file) << path;
-  std::stringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
-}
-
-std::span<const uint8_t> span(const std::string& bytes) {
-  return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
-}
+using test_modules::fileBytes;
+using test_modules::span;
 
 bool exports(const LoadReport& report, const std::string& name) {
   for (const std::string& line : report.exports)
@@ -40,7 +30,7 @@ bool exports(const LoadReport& report, const std::string& name) {
 }
 
 TEST(SdkStreamCallbacks, TcpsteerExportsNoneOfThem) {
-  std::string bytes = readModule(TCPSTEER_WASM_MODULE);
+  std::string bytes = fileBytes(TCPSTEER_WASM_MODULE);
   LoadReport report = Vm::inspect(span(bytes));
   ASSERT_TRUE(report.ok);
   EXPECT_TRUE(exports(report, "proxy_on_new_connection"));
@@ -52,7 +42,7 @@ TEST(SdkStreamCallbacks, AModuleThatLinksThemGetsEachOne) {
   std::filesystem::path probe =
       std::filesystem::path(TCPSTEER_WASM_MODULE).parent_path().parent_path() / "sdk" /
       "sdk_stream_callbacks_probe.wasm";
-  std::string bytes = readModule(probe);
+  std::string bytes = fileBytes(probe.string());
   LoadReport report;
   auto vm = Vm::load(span(bytes), {}, &report);
   ASSERT_TRUE(vm);
