@@ -31,7 +31,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 using test_support::ServerFixture;
-using test_support::writeTemp;
 
 TEST_F(ServerFixture, HttpAnswersWithEgressName) {
   startServer();
