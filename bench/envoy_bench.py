@@ -18,12 +18,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "envoy"))
-from envoy_harness import Envoy, listener, static_cluster, tcp_proxy, wasm_filter  # noqa: E402
+from envoy_harness import (Envoy, listener, remove_scratch, scratch, static_cluster,  # noqa: E402
+                           tcp_proxy, wasm_filter)
 
 module, egress_server = sys.argv[1:3]
 seconds = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -166,14 +166,15 @@ def measure(variant, http_port, sink_port, modules):
 def main():
     server, http_port = start_egress_server()
     sink = Sink()
-    scratch = tempfile.mkdtemp(prefix="tcpsteer-bench-")
-    modules = {name: compiled(name, scratch)
+    modules_dir = scratch("modules")
+    modules = {name: compiled(name, modules_dir)
                for name in ("noop_every_callback", "noop", "read_source", "set_cluster")}
     variants = list(VARIANTS)
     runs = {v: [] for v in variants}
     for variant in variants + variants[::-1]:
         runs[variant].append(measure(variant, http_port, sink.port, modules))
     server.terminate()
+    remove_scratch()
     envoy_version = subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "scripts",
                                                          "envoy.sh"), "--describe"],
                                    capture_output=True, text=True).stdout.strip()

@@ -17,13 +17,12 @@ import re
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 import sys
 import threading
 import urllib.request
 
-from envoy_harness import (Checks, EchoUpstream, Envoy, connect, listener, read_line,
+from envoy_harness import (Checks, EchoUpstream, Envoy, connect, listener, read_line, scratch,
                            static_cluster, tcp_proxy, wasm_filter)
 
 module, host_tool, egress_server, test_modules = sys.argv[1:5]
@@ -47,7 +46,7 @@ echo_clusters = [static_cluster(name, upstream.port) for name, upstream in upstr
 
 
 def echo_envoy(name, configuration, extra_listeners=(), **kwargs):
-    access_log = os.path.join(tempfile.mkdtemp(prefix="tcpsteer-access-"), "access.log")
+    access_log = os.path.join(scratch("access"), "access.log")
     envoy = Envoy({"static_resources": {
         "listeners": [listener("main", [wasm_filter(module, configuration),
                                         tcp_proxy("egress1", access_log=access_log)]),
@@ -255,7 +254,7 @@ for fail_open in (False, True):
 # 8. on_unroutable: a Unix-socket client has no IP source. passthrough -> tcp_proxy's own cluster;
 # close -> closed before any upstream is chosen.
 for mode, expected in (("passthrough", "egress1"), ("close", "")):
-    path = os.path.join("/tmp", f"tcpsteer-{os.getpid()}-{mode}.sock")
+    path = os.path.join(scratch("unix"), f"{mode}.sock")  # well under the 108-byte path limit
     configuration = json.dumps({"preset": "standalone", "on_unroutable": mode})
     pipe_listener = {"name": "unix", "address": {"pipe": {"path": path}},
                      "filter_chains": [{"filters": [wasm_filter(module, configuration),
@@ -390,7 +389,7 @@ check("inspect-chains-live-dump-other-port-refused", verdict.returncode != 0, ve
 envoy.stop()
 with open(os.path.join(ROOT, "deploy", "envoy", "egress-gateway.yaml")) as template:
     text = template.read()
-gateway_dir = tempfile.mkdtemp(prefix="tcpsteer-gateway-")
+gateway_dir = scratch("gateway")
 for field, value in {"NAME": "1", "ADMIN_PORT": "0", "GATEWAY_PORT": "0",
                      "ACCESS_LOG": os.path.join(gateway_dir, "access.log"),
                      "EXTERNAL_NAME": "api.tcpsteer.example", "SOURCE_ADDRESS": "127.0.0.21",

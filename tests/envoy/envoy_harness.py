@@ -7,6 +7,7 @@ Also the upstreams the tests route to: echo servers on port 0 that first say who
 
 import json
 import os
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -17,6 +18,21 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_scratch_root = None
+
+
+def scratch(prefix):
+    """A directory for one part of this run (an Envoy's config and log, an access log), under the
+    run's own root: removed by remove_scratch() when every check passed, kept for a failure."""
+    global _scratch_root
+    if _scratch_root is None:
+        _scratch_root = tempfile.mkdtemp(prefix="tcpsteer-envoy-run-")
+    return tempfile.mkdtemp(prefix=prefix + "-", dir=_scratch_root)
+
+
+def remove_scratch():
+    if _scratch_root is not None:
+        shutil.rmtree(_scratch_root, ignore_errors=True)
 
 
 def envoy_binary():
@@ -79,7 +95,7 @@ class Envoy:
     def __init__(self, config, name="envoy", concurrency=2, extra_args=(), workdir=None,
                  drain_time_s=1, component_log_level="wasm:debug"):
         self.binary = envoy_binary()
-        self.dir = workdir or tempfile.mkdtemp(prefix=f"tcpsteer-{name}-")
+        self.dir = workdir or scratch(name)
         self.config_path = os.path.join(self.dir, f"{name}.json")
         self.log_path = os.path.join(self.dir, f"{name}.log")
         self.admin_path = os.path.join(self.dir, f"{name}.admin")
@@ -264,6 +280,8 @@ class Checks:
             for envoy in self.envoys:
                 print(f"--- {envoy.log_path} (last 60 lines) ---")
                 print("\n".join(envoy.log().splitlines()[-60:]))
-            print(f"{self.suite}: {len(self.failed)} failed: {', '.join(self.failed)}")
+            print(f"{self.suite}: {len(self.failed)} failed: {', '.join(self.failed)}; "
+                  f"configs and logs kept in {_scratch_root}")
             sys.exit(1)
+        remove_scratch()
         print(f"{self.suite}: all checks passed")

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 
-from envoy_harness import (Checks, EchoUpstream, Envoy, connect, read_line, static_cluster,
-                           tcp_proxy, wasm_filter)
+from envoy_harness import (Checks, EchoUpstream, Envoy, connect, read_line, scratch,
+                           static_cluster, tcp_proxy, wasm_filter)
 
 module = sys.argv[1]
 checks = Checks("envoy_reload")
@@ -116,8 +116,7 @@ def listener_resource(configuration):
 
 
 # --- LDS: the listener from a watched file -------------------------------------------------------
-workdir = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tcpsteer-reload-{os.getpid()}")
-os.makedirs(workdir, exist_ok=True)
+workdir = scratch("reload")
 lds_path = os.path.join(workdir, "listeners.json")
 replace_file(lds_path, {"resources": [listener_resource(PARITY)]})
 envoy = Envoy({"dynamic_resources": {"lds_config": {"path_config_source": {
