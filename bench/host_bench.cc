@@ -48,7 +48,7 @@ std::unique_ptr<Vm> startVm(benchmark::State& state, const std::string& configur
   auto vm =
       Vm::load({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options, nullptr);
   if (!vm || !vm->start() ||
-      vm->startPlugin({"tcpsteer", configuration, "tcpsteer", ""}) != Vm::PluginStatus::kOk) {
+      vm->startPlugin({"tcpsteer", configuration, "tcpsteer", "", {}}) != Vm::PluginStatus::kOk) {
     state.SkipWithError("module did not start; run make wasm");
     return nullptr;
   }

@@ -1,5 +1,7 @@
 #include "filter/core/address.h"
 
+#include "filter/core/text.h"
+
 #include <algorithm>
 #include <bit>
 #include <memory>
@@ -355,7 +357,10 @@ template <size_t N>
 }  // namespace
 
 std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
-  if (whole_size_ != 0 && text.size() == whole_size_ && equalsPadded(text, whole_)) {
+  if (whole_size_ != 0 && text.size() == whole_size_ &&
+      equalBytes(text.data(), reinterpret_cast<const char*>(whole_),  // NOLINT: sizes equal
+                 whole_size_)) {
+    repeated_ = Repeat::kWhole;
     SocketAddress address;
     address.ip = ip_;
     address.port = whole_port_;
@@ -365,6 +370,7 @@ std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
       equalsPadded(text.substr(0, size_), text_)) {
     SocketAddress address;
     address.ip = ip_;
+    repeated_ = Repeat::kAddress;
     if (text.size() == size_) return address;
     if (text[size_] == ':') {
       address.port = parsePort(text.substr(size_ + 1));
@@ -375,6 +381,7 @@ std::optional<SocketAddress> AddressMemo::parse(std::string_view text) {
     }
     // Same address, then something that is not ":port": the general parser decides.
   }
+  repeated_ = Repeat::kNo;
   SocketAddress fast;
   size_t ip_size = 0;
   if (text.empty() || text.size() > kMaxAddressText) return std::nullopt;
@@ -394,17 +401,6 @@ void AddressMemo::remember(std::string_view text, uint16_t port) {
   __builtin_memcpy(whole_, text.data(), text.size());  // a.b.c.d:port is at most 21 bytes
   whole_size_ = text.size();
   whole_port_ = port;
-}
-
-bool IpPrefix::contains(const IpAddress& address) const {
-  if (address.family != base.family) return false;
-  uint64_t a[2];
-  uint64_t b[2];
-  uint64_t m[2];
-  __builtin_memcpy(a, address.bytes.data(), sizeof(a));
-  __builtin_memcpy(b, base.bytes.data(), sizeof(b));
-  __builtin_memcpy(m, mask.data(), sizeof(m));
-  return ((((a[0] ^ b[0]) & m[0]) | ((a[1] ^ b[1]) & m[1]))) == 0;
 }
 
 std::optional<IpPrefix> parsePrefix(std::string_view text) {

@@ -52,9 +52,15 @@ class AddressMemo {
   // destinations, which repeat whole; sources change port every connection).
   explicit AddressMemo(bool remember_whole = false) : remember_whole_(remember_whole) {}
   std::optional<SocketAddress> parse(std::string_view text);
+  // The last parse gave the address of the parse before it (its port may differ) / the same
+  // whole text: what a caller needs to reuse a result that depends on the address only.
+  bool repeatedAddress() const { return repeated_ != Repeat::kNo; }
+  bool repeatedWhole() const { return repeated_ == Repeat::kWhole; }
 
  private:
   void remember(std::string_view text, uint16_t port);
+  enum class Repeat : uint8_t { kNo, kAddress, kWhole };
+  Repeat repeated_ = Repeat::kNo;
 
   // The remembered address text ("255.255.255.255" at most), zero-padded: compared as two 64-bit
   // words.
@@ -76,7 +82,18 @@ struct IpPrefix {
   // connection instead of bytes (parsePrefix fills it).
   std::array<uint8_t, 16> mask{};
 
-  bool contains(const IpAddress& address) const;
+  // Inline: the rules scan calls it per rule per connection, and the call would cost as much as
+  // the test.
+  [[gnu::always_inline]] bool contains(const IpAddress& address) const {
+    if (address.family != base.family) return false;
+    uint64_t a[2];
+    uint64_t b[2];
+    uint64_t m[2];
+    __builtin_memcpy(a, address.bytes.data(), sizeof(a));
+    __builtin_memcpy(b, base.bytes.data(), sizeof(b));
+    __builtin_memcpy(m, mask.data(), sizeof(m));
+    return ((((a[0] ^ b[0]) & m[0]) | ((a[1] ^ b[1]) & m[1]))) == 0;
+  }
 };
 
 // "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). Host bits set below the prefix are

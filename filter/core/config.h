@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "filter/core/address.h"
+#include "filter/core/rule.h"
 #include "filter/core/text.h"
+#include "filter/core/workload.h"
 
 namespace tcpsteer {
 
@@ -38,17 +40,9 @@ struct Target {
 
   std::string name;  // used in logs and metric names
   ClusterTemplate cluster;
-};
-
-struct Rule {
-  enum class Kind : uint8_t { kSourceCidr, kLastOctet };
-  Kind kind = Kind::kSourceCidr;
-  IpPrefix prefix;          // kSourceCidr
-  uint8_t octet_min = 0;    // kLastOctet, inclusive
-  uint8_t octet_max = 255;  // kLastOctet, inclusive
-  size_t target = 0;        // index into Config::targets
-
-  bool matches(const IpAddress& source) const;
+  // A fallback list ("target": ["egress1", "egress2"] in a rule): the members, in order. The
+  // cluster is then the aggregate cluster that fails over between the members' clusters.
+  std::vector<size_t> members;
 };
 
 enum class Mode : uint8_t { kRoute, kDryRun };
@@ -74,15 +68,29 @@ struct Config {
 
   std::vector<Target> targets;
   std::vector<Rule> rules;
+  // The rules that can match this proxy (their workload conditions hold), in order: the only ones
+  // tried per connection. parseConfig leaves the rules without workload conditions; bindWorkload
+  // sets it for a proxy's identity.
+  std::vector<uint16_t> active_rules;
+  std::vector<RuleProbe> probes;  // the active rules as the per-connection scan reads them
+  // Rules that can never match (an earlier rule matches every connection they would): one line
+  // each, logged at configure time.
+  std::vector<std::string> warnings;
   std::vector<PortMapping> port_map;  // sorted by `from`, unique
   std::vector<uint16_t> match_ports;  // sorted, unique; empty = every port
   Mode mode = Mode::kRoute;
   OnUnroutable on_unroutable = OnUnroutable::kPassthrough;
   LogLevel log_level = LogLevel::kInfo;  // level of the per-connection decision lines
 
-  // Derived by parseConfig: match_ports is set or a target's cluster has "{port}". Kept rather than
-  // computed, as every connection asks.
-  bool needs_destination_port = false;
+  // Derived from the active rules and the targets (parseConfig, bindWorkload): what a connection
+  // must be asked for. Kept rather than computed, as every connection asks.
+  bool needs_destination_port = false;     // match_ports, "{port}" or a ports condition
+  bool needs_destination_address = false;  // destination_cidr / destination_except
+  bool needs_server_name = false;          // sni
+  bool needs_source_spread = false;        // a spread by source IP
+  // Some rule has workload conditions or spreads by workload or namespace: bindWorkload needs the
+  // proxy's identity.
+  bool needs_workload = false;
 
   uint16_t mapPort(uint16_t destination_port) const;
   bool matchesPort(uint16_t destination_port) const;
@@ -107,7 +115,7 @@ struct ConfigResult {
   ConfigError error;  // meaningful when !config
 };
 
-inline constexpr size_t kMaxTargets = 64;
+inline constexpr size_t kMaxTargets = 64;  // fallback lists included
 inline constexpr size_t kMaxRules = 256;
 
 // Longest configuration we accept; Envoy passes at most the ConfigMap-sized JSON.
@@ -116,6 +124,14 @@ inline constexpr size_t kMaxConfigBytes = size_t{64} * 1024;
 // Accepts: empty or "istio" (the seed's Istio cluster names), "standalone" (clusters
 // egress1/egress2), either word as a JSON string, or a JSON object (schema in filter/README.md).
 ConfigResult parseConfig(std::string_view bytes);
+
+// Binds a parsed configuration to the proxy it runs in: keeps the rules whose workload conditions
+// hold, resolves spreads by workload or namespace. Refuses (as an invalid configuration) a rule
+// that asks about metadata this proxy does not have. Returns the error, or nothing.
+std::optional<ConfigError> bindWorkload(Config& config, const WorkloadIdentity& identity);
+
+// The label keys the rules test: what a host reads from node.metadata.LABELS.
+std::vector<std::string> labelKeys(const Config& config);
 
 // The built-in presets; "istio" is the seed's behaviour.
 Config istioPreset();

@@ -58,6 +58,26 @@ class FixedText {  // NOLINT(cppcoreguidelines-pro-type-member-init): data_ is r
   size_t size_ = 0;
 };
 
+// a and b, n bytes each, are equal: eight bytes at a time (the module's memcmp is wasi-libc's
+// byte loop, about 20 wasm instructions a byte).
+inline bool equalBytes(const char* a, const char* b, size_t n) {
+  while (n >= 8) {
+    uint64_t x = 0;
+    uint64_t y = 0;
+    __builtin_memcpy(&x, a, 8);
+    __builtin_memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  uint64_t x = 0;
+  uint64_t y = 0;
+  __builtin_memcpy(&x, a, n);
+  __builtin_memcpy(&y, b, n);
+  return x == y;
+}
+
 // One out-of-line concatenation instead of a chain of operator+ temporaries at every call site.
 std::string concat(std::initializer_list<std::string_view> parts);
 

@@ -59,6 +59,13 @@ void warn(std::initializer_list<std::string_view> parts) {
   proxy_wasm::log(HostLogLevel::kWarn, line.view());
 }
 
+const proxy_wasm::PropertyPath kSourceAddress("source\0address");
+const proxy_wasm::PropertyPath kDestinationAddress("destination\0address");
+const proxy_wasm::PropertyPath kDestinationPort("destination\0port");
+const proxy_wasm::PropertyPath kServerName("connection\0requested_server_name");
+// Where the decision is recorded for the access log: %FILTER_STATE(wasm.tcpsteer:PLAIN)%.
+constexpr std::string_view kDecisionProperty = "tcpsteer";
+
 class TcpSteerRoot : public proxy_wasm::RootContext {
  public:
   using RootContext::RootContext;
@@ -77,9 +84,20 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
       proxy_wasm::log(HostLogLevel::kError, concat({kLogPrefix, parsed.error.message()}));
       return false;
     }
-    config_.emplace(std::move(*parsed.config));  // emplace: no move-assignment code for Config
+    Config& config = *parsed.config;
+    if (config.needs_workload) {
+      if (auto error = bindWorkload(config, readIdentity(config))) {
+        proxy_wasm::log(HostLogLevel::kError, concat({kLogPrefix, error->message()}));
+        return false;
+      }
+    }
+    for (const std::string& warning : config.warnings)
+      proxy_wasm::log(HostLogLevel::kWarn, concat({kLogPrefix, "configuration: ", warning}));
+    config_.emplace(std::move(config));  // emplace: no move-assignment code for Config
     encoded_.assign(config_->targets.size(), EncodedTarget());
+    memos_.rules = RulesMemo();  // the rules' last answer was for the previous configuration
     defineMetrics(*config_);
+    makeRecordedTexts(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {
       std::string line(kLogPrefix);
       line += "configured root_id="sv;
@@ -100,6 +118,12 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
       }
       line += " rules="sv;
       appendDecimal(line, config_->rules.size());
+      line += " (for this proxy: "sv;
+      for (size_t i = 0; i < config_->active_rules.size(); ++i) {
+        if (i > 0) line += ',';
+        line += config_->rules[config_->active_rules[i]].name;
+      }
+      line += ')';
       proxy_wasm::log(HostLogLevel::kInfo, line);
     }
     return true;
@@ -134,6 +158,33 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     return encoded;
   }
 
+  // "target=egress1 rule=billing": texts made once per configuration for every (rule, target) a
+  // decision can produce, so a connection passes a pointer instead of building one.
+  std::string_view recorded(const Config& config, const Decision& decision) {
+    if (decision.rule < 0) return default_recorded_[decision.target];
+    std::string_view fixed = rule_recorded_[decision.rule];
+    if (!fixed.empty()) return fixed;
+    // A spread per connection: its target changes with the source.
+    spread_recorded_ = recordText(config, decision.target, config.rules[decision.rule].name);
+    return spread_recorded_;
+  }
+
+  // connection.requested_server_name, kept here until the next connection reads it: the stream
+  // context then has nothing to free (a member there costs every connection a destructor).
+  std::string_view readServerName() {
+    proxy_wasm::getProperty(kServerName, server_name_);
+    return server_name_.view();
+  }
+
+  // destination.address, kept like the SNI.
+  std::string_view readDestination(WasmResult* status) {
+    *status = proxy_wasm::getProperty(kDestinationAddress, destination_);
+    return destination_.view();
+  }
+
+  // Per rule (every index of Config::rules has one; 0 when the rule cannot match this proxy).
+  uint32_t ruleMetric(int rule) const { return rule_metrics_[static_cast<size_t>(rule)]; }
+
   void count(uint32_t metric_id) const {
     if (metric_id != 0) proxy_wasm::incrementMetric(metric_id, 1);
   }
@@ -145,6 +196,75 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   uint32_t errorsMetric() const { return errors_; }
 
  private:
+  // The proxy's identity from its node metadata, read once per configuration and only when a rule
+  // asks: Istio sets NAMESPACE, WORKLOAD_NAME, SERVICE_ACCOUNT and LABELS on every sidecar.
+  static WorkloadIdentity readIdentity(const Config& config) {
+    WorkloadIdentity identity;
+    // xds.node.metadata.* (Envoy 1.29 and later); the top-level node.* of older Envoys (Istio
+    // 1.24 and before) was removed in Envoy 1.33.
+    auto read = [](std::string_view key,
+                   std::string_view label) -> proxy_wasm::Result<std::string> {
+      for (bool xds : {true, false}) {
+        auto value = label.empty()
+                         ? (xds ? proxy_wasm::getProperty({"xds", "node", "metadata", key})
+                                : proxy_wasm::getProperty({"node", "metadata", key}))
+                         : (xds ? proxy_wasm::getProperty({"xds", "node", "metadata", key, label})
+                                : proxy_wasm::getProperty({"node", "metadata", key, label}));
+        if (value.status != WasmResult::kNotFound)
+          return {value.status, std::string(value.value.view())};
+      }
+      return {WasmResult::kNotFound, {}};
+    };
+    auto text = [&](std::string_view key) -> std::optional<std::string> {
+      auto value = read(key, {});
+      if (!value.ok()) return std::nullopt;
+      return std::move(value.value);
+    };
+    identity.namespace_name = text("NAMESPACE");
+    identity.workload_name = text("WORKLOAD_NAME");
+    identity.service_account = text("SERVICE_ACCOUNT");
+    for (const std::string& key : labelKeys(config)) {
+      if (auto value = read("LABELS", key); value.ok()) {
+        identity.has_labels = true;
+        identity.labels.emplace_back(key, std::move(value.value));
+      }
+    }
+    // A label the proxy lacks is not the proxy lacking labels: ask for the map itself (Envoy
+    // answers a map, not a string; any answer but NotFound means it is there).
+    identity.has_labels = identity.has_labels || read("LABELS", {}).status != WasmResult::kNotFound;
+    return identity;
+  }
+
+  static std::string recordText(const Config& config, size_t target, std::string_view rule) {
+    return concat({"target=", config.targets[target].name, " rule=", rule,
+                   config.mode == Mode::kDryRun ? " dry-run" : ""});
+  }
+
+  void makeRecordedTexts(const Config& config) {
+    // All texts in one string, then views into it (a view costs a connection less than a
+    // std::string's short/long test).
+    std::vector<size_t> ends;
+    recorded_texts_.clear();
+    for (size_t i = 0; i < config.targets.size(); ++i) {
+      recorded_texts_ += recordText(config, i, "default");
+      ends.push_back(recorded_texts_.size());
+    }
+    for (const Rule& rule : config.rules) {
+      if (!rule.spreadsPerConnection())
+        recorded_texts_ += recordText(config, rule.target, rule.name);
+      ends.push_back(recorded_texts_.size());
+    }
+    std::string_view all = recorded_texts_;
+    default_recorded_.clear();
+    rule_recorded_.clear();
+    size_t start = 0;
+    for (size_t i = 0; i < ends.size(); ++i) {
+      (i < config.targets.size() ? default_recorded_ : rule_recorded_)
+          .push_back(all.substr(start, ends[i] - start));
+      start = ends[i];
+    }
+  }
+
   uint32_t define(const std::string& name) {
     auto id = proxy_wasm::defineMetric(MetricType::kCounter, name);
     if (!id.ok()) {
@@ -159,6 +279,9 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     for (size_t i = 0; i < config.targets.size() && i < kMaxTargets; ++i) {
       routed_[i] = define(concat({"tcpsteer.routed.", config.targets[i].name}));
     }
+    rule_metrics_.assign(config.rules.size(), 0);
+    for (uint16_t rule : config.active_rules)
+      rule_metrics_[rule] = define(concat({"tcpsteer.rule.", config.rules[rule].name}));
     unroutable_ = define("tcpsteer.unroutable");
     skipped_ = define("tcpsteer.skipped");
     dry_run_ = define("tcpsteer.dry_run");
@@ -169,15 +292,18 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   std::vector<EncodedTarget> encoded_;  // one per target
   AddressMemos memos_;                  // the last connection's addresses
   uint32_t routed_[kMaxTargets] = {};  // metric id per target; a fixed array keeps the module small
+  std::vector<uint32_t> rule_metrics_;  // per rule; 0 for the rules this proxy never tries
+  std::string recorded_texts_;          // every text below, one after another
+  std::vector<std::string_view> default_recorded_;  // per target: no rule matched
+  std::vector<std::string_view> rule_recorded_;     // per rule (empty: spread per connection)
+  std::string spread_recorded_;                     // the last spread-per-connection decision
+  proxy_wasm::WasmData server_name_;                // the last connection's SNI
+  proxy_wasm::WasmData destination_;                // and destination.address, when read
   uint32_t unroutable_ = 0;
   uint32_t skipped_ = 0;
   uint32_t dry_run_ = 0;
   uint32_t errors_ = 0;
 };
-
-const proxy_wasm::PropertyPath kSourceAddress("source\0address");
-const proxy_wasm::PropertyPath kDestinationAddress("destination\0address");
-const proxy_wasm::PropertyPath kDestinationPort("destination\0port");
 
 // An address the core parsed is printable as it is (and never empty); anything else is checked
 // byte by byte.
@@ -213,38 +339,43 @@ class TcpSteerStream : public proxy_wasm::Context {
 
     // One host call for the level: every line of this connection is checked against it.
     host_level_ = proxy_wasm::logLevel();
-    auto source = proxy_wasm::getProperty(kSourceAddress);
-    if (!source.ok()) return hostFailure("source.address", source.status);
+    auto source_data = proxy_wasm::getProperty(kSourceAddress);
+    if (!source_data.ok()) return hostFailure("source.address", source_data.status);
+    std::string_view source = source_data.value.view();
     // The port comes from Envoy's destination.port, a number: no address to read and parse. The
     // address is read only when a line prints it, or when the host has no destination.port.
-    DestinationText destination;
+    DestinationText destination(root_);
     std::optional<uint16_t> port;
-    if (config->needsDestinationPort()) {
+    // A rules configuration that reads the destination address takes the port from it too: one
+    // host call instead of two.
+    if (config->needsDestinationPort() && !config->needs_destination_address)
       port = destinationPort();
-      if (!port) {
-        destination.view();
-        if (!destination.data.ok())
-          return hostFailure("destination.address", destination.data.status);
-      }
+    if ((config->needsDestinationPort() && !port) || config->needs_destination_address) {
+      destination.view();
+      if (destination.status != WasmResult::kOk)
+        return hostFailure("destination.address", destination.status);
     }
+    // The SNI only when a rule of this proxy asks; empty when the client sent none (or the
+    // listener has no TLS inspector).
+    std::string_view server_name;
+    if (config->needs_server_name) server_name = root_->readServerName();
 
     Decision decision =
-        decideTarget(*config, source.value.view(), port ? std::string_view() : destination.view(),
-                     port, root_->memos());
+        decideTarget(*config, source, destination.read ? destination.view() : std::string_view(),
+                     port, root_->memos(), server_name);
     switch (decision.verdict) {
       case Verdict::kRoute:
-        return route(*config, decision, source.value.view(), destination);
+        return route(*config, decision, source, destination, server_name);
       case Verdict::kSkip:
         root_->count(root_->skippedMetric());
-        logDecision(toHost(config->log_level), decision, source.value.view(), destination,
-                    "not rerouted: ");
+        logDecision(toHost(config->log_level), decision, source, destination, "not rerouted: ");
         return FilterStatus::kContinue;
       case Verdict::kUnroutable:
         break;
     }
     root_->count(root_->unroutableMetric());
     bool close = config->on_unroutable == OnUnroutable::kClose;
-    logDecision(HostLogLevel::kWarn, decision, source.value.view(), destination, "unroutable: ",
+    logDecision(HostLogLevel::kWarn, decision, source, destination, "unroutable: ",
                 close ? "; closing the connection" : "; leaving tcp_proxy's cluster");
     if (close) {
       proxy_wasm::closeStream(proxy_wasm::StreamType::kDownstream);
@@ -255,15 +386,19 @@ class TcpSteerStream : public proxy_wasm::Context {
 
  private:
   // destination.address, read on first use.
+  // destination.address, read on first use; the bytes are kept by the root (see readServerName).
   struct DestinationText {
-    proxy_wasm::Result<proxy_wasm::WasmData> data;
+    explicit DestinationText(TcpSteerRoot* owner) : root(owner) {}
+    TcpSteerRoot* root;
+    WasmResult status = WasmResult::kOk;
     bool read = false;
+    std::string_view text;
     std::string_view view() {
       if (!read) {
-        data = proxy_wasm::getProperty(kDestinationAddress);
+        text = root->readDestination(&status);
         read = true;
       }
-      return data.ok() ? data.value.view() : std::string_view();
+      return text;
     }
   };
 
@@ -281,9 +416,12 @@ class TcpSteerStream : public proxy_wasm::Context {
   bool enabled(HostLogLevel level) const { return level >= host_level_; }
 
   FilterStatus route(const Config& config, const Decision& decision, std::string_view source,
-                     DestinationText& destination) {
+                     DestinationText& destination, std::string_view server_name) {
     root_->count(root_->routedMetric(decision.target));
+    if (decision.rule >= 0) root_->count(root_->ruleMetric(decision.rule));
     bool dry_run = config.mode == Mode::kDryRun;
+    std::string_view rule_name =
+        decision.rule >= 0 ? config.rules[decision.rule].name : "default"sv;
     const auto& encoded = root_->encodedTarget(config, decision.target, decision.port);
     HostLogLevel level = toHost(config.log_level);
     if (enabled(level)) {
@@ -292,10 +430,13 @@ class TcpSteerStream : public proxy_wasm::Context {
       line += "last_octet=";
       line.appendDecimal(decision.last_octet);
       line += decision.last_octet % 2 == 0 ? " (even)" : " (odd)";
-      if (decision.rule >= 0) {
-        line += " rule=rules[";
-        line.appendDecimal(static_cast<uint32_t>(decision.rule));
-        line += ']';
+      if (config.needs_server_name) {
+        line += " sni=";
+        appendPrintable(line, server_name);
+      }
+      if (decision.rule >= 0) {  // without one, last_octet above is the reason
+        line += " rule=";
+        line += rule_name;
       }
       line += " -> target=";
       line += config.targets[decision.target].name;
@@ -303,6 +444,13 @@ class TcpSteerStream : public proxy_wasm::Context {
       line += encoded.cluster();
       if (dry_run) line += " (dry-run: not applied)";
       proxy_wasm::log(level, line.view());
+    }
+    // The target and the rule, for the access log (also in dry-run: what would have happened).
+    if (auto status = proxy_wasm::setProperty(kDecisionProperty, root_->recorded(config, decision));
+        status != WasmResult::kOk) {
+      root_->count(root_->errorsMetric());
+      warn({"cannot record the decision (", kDecisionProperty,
+            "): ", proxy_wasm::resultName(status)});
     }
     if (dry_run) {
       root_->count(root_->dryRunMetric());

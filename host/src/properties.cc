@@ -79,6 +79,20 @@ std::optional<std::string> EnvoyHost::property(std::string_view path_view) {
       return it->second;
     }
   }
+  // Envoy 1.33 and later: xds.node.metadata.* only (the top-level node.* is gone).
+  if (path.starts_with("xds.node.metadata.")) {
+    std::string_view key = std::string_view(path).substr(18);
+    if (auto it = plugin.node_metadata.find(std::string(key)); it != plugin.node_metadata.end())
+      return it->second;
+    // A map (LABELS) exists when one of its keys does; Envoy returns it as a map, which a
+    // filter only tests for presence.
+    std::string prefix = std::string(key) + ".";
+    if (auto it = plugin.node_metadata.lower_bound(prefix);
+        it != plugin.node_metadata.end() && it->first.starts_with(prefix)) {
+      return std::string();
+    }
+    return std::nullopt;
+  }
   if (path == "plugin_root_id") return plugin.root_id;
   if (path == "plugin_name") return plugin.name;
   if (path == "plugin_vm_id") return plugin.vm_id;

@@ -14,6 +14,12 @@ WasmData& WasmData::operator=(WasmData&& other) noexcept {
   return *this;
 }
 
+void WasmData::reset(char* data, size_t size) {
+  ::free(data_);
+  data_ = data;
+  size_ = size;
+}
+
 WasmData::~WasmData() {
   ::free(data_);
 }
@@ -82,8 +88,18 @@ Result<WasmData> getProperty(PropertyPath path) {
   return ownedResult(status, data, size);
 }
 
+WasmResult getProperty(PropertyPath path, WasmData& out) {
+  char* data = nullptr;
+  size_t size = 0;
+  uint32_t status = proxy_get_property(path.joined().data(), path.joined().size(), &data, &size);
+  out.reset(status == 0 ? data : nullptr, status == 0 ? size : 0);
+  if (status != 0) ::free(data);
+  return toResult(status);
+}
+
 Result<WasmData> getProperty(std::initializer_list<std::string_view> path) {
-  constexpr size_t kMaxJoined = 256;
+  // Long enough for node.metadata.LABELS.<key>: a label key is at most 253 + 1 + 63 bytes.
+  constexpr size_t kMaxJoined = 512;
   char joined[kMaxJoined];
   size_t size = 0;
   for (std::string_view segment : path) {

@@ -11,6 +11,8 @@ import os
 import shutil
 import socket
 import socketserver
+import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -50,12 +52,14 @@ def envoy_binary():
 class EchoUpstream:
     """A TCP server on 127.0.0.1 (or ::1) port 0: writes its name and a newline, then echoes."""
 
-    def __init__(self, name, host="127.0.0.1"):
+    def __init__(self, name, host="127.0.0.1", port=0):
         upstream = self
+        self.sockets = set()  # the connections being served, for kill()
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
                 upstream.peers.append(self.client_address[0])
+                upstream.sockets.add(self.request)
                 upstream.active += 1
                 try:
                     self.request.sendall(name.encode() + b"\n")
@@ -69,6 +73,7 @@ class EchoUpstream:
                     upstream.resets += 1  # the proxy reset the connection
                 finally:
                     upstream.active -= 1
+                    upstream.sockets.discard(self.request)
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -82,13 +87,25 @@ class EchoUpstream:
         self.peers = []
         self.active = 0  # connections being served now
         self.resets = 0
-        self.server = Server((host, 0), Handler)
+        self.host = host
+        self.server = Server((host, port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+    def kill(self):
+        """Dies like a crashed gateway: the port refuses connections and every open connection ends
+        (shutdown wakes the thread serving it; a close alone would wait for that thread)."""
+        self.close()
+        for sock in list(self.sockets):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Envoy:
@@ -97,6 +114,7 @@ class Envoy:
     def __init__(self, config, name="envoy", concurrency=2, extra_args=(), workdir=None,
                  drain_time_s=1, component_log_level="wasm:debug"):
         self.binary = envoy_binary()
+        self.name = name
         self.dir = workdir or scratch(name)
         self.config_path = os.path.join(self.dir, f"{name}.json")
         self.log_path = os.path.join(self.dir, f"{name}.log")
@@ -248,6 +266,25 @@ def connect(port, source, host="127.0.0.1", timeout=5):
     client.bind((source, 0))
     client.connect((host, port))
     return client
+
+
+def client_hello(server_name):
+    """The bytes of a TLS ClientHello naming server_name (SNI), as a client would send first."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def tls_inspector():
+    return {"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}
 
 
 def read_line(client):

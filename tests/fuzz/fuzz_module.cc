@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.instruction_budget = 200'000;
   auto vm = Vm::load(module, options, nullptr);
   if (!vm || !vm->start()) return 0;
-  if (vm->startPlugin({"fuzz", R"({"targets": ["a", "b"]})", "fuzz", ""}) != Vm::PluginStatus::kOk)
+  if (vm->startPlugin({"fuzz", R"({"targets": ["a", "b"]})", "fuzz", "", {}}) !=
+      Vm::PluginStatus::kOk)
     return 0;
   uint32_t id = vm->newConnection("10.0.0.3:1234", "[2001:db8::1]:443");
   vm->downstreamData(id, "hello", false);

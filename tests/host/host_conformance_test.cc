@@ -225,7 +225,7 @@ TEST(HostStartup, RestrictedCallInInitializeFailsVm) {
   ASSERT_TRUE(vm->failed());
   EXPECT_EQ(vm->failure()->callback, "_initialize");
   EXPECT_NE(vm->failure()->message.find("restricted_callback"), std::string::npos);
-  EXPECT_EQ(vm->startPlugin({"x", "", "x", ""}), Vm::PluginStatus::kFailed);
+  EXPECT_EQ(vm->startPlugin({"x", "", "x", "", {}}), Vm::PluginStatus::kFailed);
 }
 
 }  // namespace

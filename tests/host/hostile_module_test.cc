@@ -190,7 +190,7 @@ TEST(HostileModule, HostWorkOnHugeArgumentsCountsAgainstTheBudget) {
     auto vm = Vm::load(span(bytes), {}, &report);
     ASSERT_TRUE(vm) << joined(report.problems);
     ASSERT_TRUE(vm->start());
-    ASSERT_EQ(vm->startPlugin({"test", std::string(which, 'x'), "test", ""}),
+    ASSERT_EQ(vm->startPlugin({"test", std::string(which, 'x'), "test", "", {}}),
               Vm::PluginStatus::kOk);
     auto started = std::chrono::steady_clock::now();
     vm->newConnection("10.0.0.1:1", "10.0.0.2:443");

@@ -187,7 +187,7 @@ TEST(PrecompiledEngine, SameBehaviourAsTheInterpreterOnRandomInputs) {
       vms[precompiled] = Vm::load(bytesOf(filterModule()), options, &report);
       ASSERT_NE(vms[precompiled], nullptr);
       ASSERT_TRUE(vms[precompiled]->start());
-      ASSERT_EQ(vms[precompiled]->startPlugin({"tcpsteer", configuration, "tcpsteer", ""}),
+      ASSERT_EQ(vms[precompiled]->startPlugin({"tcpsteer", configuration, "tcpsteer", "", {}}),
                 Vm::PluginStatus::kOk);
     }
     EXPECT_EQ(vms[0]->logLines(), vms[1]->logLines());
@@ -238,7 +238,8 @@ TEST(PrecompiledEngine, OneVmPerThreadRunsConcurrently) {
     auto vm = Vm::load(bytesOf(filterModule()), options, &report);
     ASSERT_NE(vm, nullptr);
     ASSERT_TRUE(vm->start());
-    ASSERT_EQ(vm->startPlugin({"tcpsteer", "standalone", "tcpsteer", ""}), Vm::PluginStatus::kOk);
+    ASSERT_EQ(vm->startPlugin({"tcpsteer", "standalone", "tcpsteer", "", {}}),
+              Vm::PluginStatus::kOk);
     for (int i = 0; i < 20000; ++i) {
       const int octet = (i + offset) % 256;
       uint32_t id = vm->newConnection("10.1.2." + std::to_string(octet) + ":4000", "10.0.0.1:443");

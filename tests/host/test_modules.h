@@ -54,7 +54,7 @@ inline std::unique_ptr<Vm> startedVm(const std::string& name, const VmOptions& o
   EXPECT_TRUE(vm) << name << ": " << joined(report.problems);
   if (!vm) return nullptr;
   EXPECT_TRUE(vm->start());
-  EXPECT_EQ(vm->startPlugin({"test", "", "test", ""}), Vm::PluginStatus::kOk);
+  EXPECT_EQ(vm->startPlugin({"test", "", "test", "", {}}), Vm::PluginStatus::kOk);
   return vm;
 }
 

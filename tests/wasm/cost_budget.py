@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The filter's cost per connection lifecycle, counted by the interpreter (deterministic: the counts
 do not move with machine load), against per-case budgets. Cases: the Istio preset, a rules
-configuration (CIDR + last_octet + port_map), dry-run and an unroutable source; the host at warn
+configuration (CIDR + last_octet + port_map), dry-run, an unroutable source and the ten-rule
+selection configuration of issue #23 (selection_config.json); the host at warn
 (the decision line dropped, Istio's default) and at info (written); for one pod's traffic (its own
 IP as every source, new source ports, one service: the lifecycle issue #11 measured) and for cold
 traffic (a new source and destination every connection, the worst case). The first connection
@@ -12,6 +13,7 @@ dropped / 3,000 line written) are printed beside them, and every case is also he
 usage: cost_budget.py TCPSTEER_HOST MODULE
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -19,6 +21,15 @@ RULES = ('{"targets": ["a-{port}", "b-{port}", "c-{port}"], "rules": [{"source_c
          ' "target": 2}, {"last_octet": [100, 199], "target": 1}], "port_map": {"443": 8443}}')
 
 DRY_RUN = '{"mode": "dry-run"}'
+
+# Issue #23's selection configuration: ten rules on workload (namespace, service account, labels),
+# SNI and destination, with fallback lists and spreading, for a proxy of the billing namespace
+# (four of the ten can match it) whose client sends an SNI. Goal: at most 1.5 x the Istio preset
+# of the same run for one pod's traffic; new addresses every connection are held to a budget.
+SELECTION = "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "selection_config.json")
+SELECTION_METADATA = ('{"NAMESPACE": "billing", "WORKLOAD_NAME": "ledger", "SERVICE_ACCOUNT": "ledger",'
+                      ' "LABELS": {"app": "ledger", "tier": "web"}}')
+SELECTION_SNI = "www.example.com"
 
 # (name, configuration, host log level, traffic, budget, goal); an unroutable source is a warn
 # line, so its "line off" is the host at error. Every case is also held to its goal.
@@ -35,6 +46,10 @@ CASES = [
     ("dry-run, line on, sidecar", DRY_RUN, "info", "sidecar", 2200, 3000),
     ("unroutable, line off", "istio", "error", "unroutable", 1050, 1500),
     ("unroutable, line on", "istio", "warn", "unroutable", 1900, 3000),
+    # goal None: 1.5 x "istio, line off, sidecar" of this run.
+    ("selection (10 rules), line off, sidecar", SELECTION, "warn", "sidecar", 1760, None),
+    ("selection (10 rules), line off, cold", SELECTION, "warn", "cold", 2700, 3000),
+    ("selection (10 rules), line on, sidecar", SELECTION, "info", "sidecar", 2800, 3000),
 ]
 CONNECTIONS = 40
 
@@ -49,6 +64,8 @@ def connection(traffic, n):
 
 def measure(host, module, configuration, level, traffic):
     args = [host, "replay", module, "--config", configuration, "--log-level", level]
+    if configuration == SELECTION:
+        args += ["--node-metadata", SELECTION_METADATA, "--sni", SELECTION_SNI]
     for n in range(CONNECTIONS):
         args += ["--conn", connection(traffic, n)]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -57,11 +74,16 @@ def measure(host, module, configuration, level, traffic):
     configure = next(e for e in events if e["event"] == "configure")
     if len(counts) != CONNECTIONS or configure["status"] != "ok":
         raise SystemExit(f"replay did not run {CONNECTIONS} connections: {out[-400:]}")
-    routed = [e for e in events if e["event"] == "connection" and e["filter_state"]]
+    connections = [e for e in events if e["event"] == "connection"]
+    routed = [e for e in connections if "envoy.tcp_proxy.cluster" in e["filter_state"]]
+    recorded = [e for e in connections if "wasm.tcpsteer" in e["filter_state"]]
     dry_run = configuration == DRY_RUN
     expected = 0 if traffic == "unroutable" or dry_run else CONNECTIONS
     if len(routed) != expected:
         raise SystemExit(f"{len(routed)} of {CONNECTIONS} connections were routed, not {expected}")
+    # Every decision is recorded for the access log, dry-run included (what would have happened).
+    if len(recorded) != (0 if traffic == "unroutable" else CONNECTIONS):
+        raise SystemExit(f"{len(recorded)} of {CONNECTIONS} decisions were recorded")
     steady = counts[1:]
     return sum(steady) / len(steady), max(steady), configure["on_configure_instructions"]
 
@@ -69,8 +91,13 @@ def measure(host, module, configuration, level, traffic):
 def main():
     host, module = sys.argv[1], sys.argv[2]
     failed = 0
+    istio_sidecar = None
     for name, configuration, level, traffic, budget, goal in CASES:
         mean, worst, configure = measure(host, module, configuration, level, traffic)
+        if name == "istio, line off, sidecar":
+            istio_sidecar = mean
+        if goal is None:
+            goal = round(1.5 * istio_sidecar)
         ok = mean <= budget and mean <= goal
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {mean:.0f} wasm instructions per lifecycle "

@@ -43,7 +43,7 @@ struct Filter {
     if (!vm) return;
     EXPECT_EQ(vm->precompiled(), g_engine == EngineChoice::kPrecompiled);
     EXPECT_TRUE(vm->start());
-    status = vm->startPlugin({root_id, configuration, "tcpsteer", ""});
+    status = vm->startPlugin({root_id, configuration, "tcpsteer", "", {}});
   }
 
   // Opens, routes and closes a connection; returns the cluster tcp_proxy would use ("" = its own).
@@ -144,7 +144,7 @@ TEST_P(FilterInHost, EveryOption) {
   EXPECT_EQ(filter.route("192.168.1.4:1", "1.2.3.4:22"), "");       // not in match_ports
   EXPECT_EQ(filter.metric("tcpsteer.skipped"), 1);
   EXPECT_EQ(filter.metric("tcpsteer.routed.special"), 2);
-  EXPECT_TRUE(filter.logged("rule=rules[0]"));
+  EXPECT_TRUE(filter.logged("rule=rule0"));
   filter.vm->setLogLevel(LogLevel::kInfo);  // debug decision lines are then not emitted
   filter.vm->clearLogs();
   filter.route("10.9.1.1:1");

@@ -48,7 +48,7 @@ TEST(SdkStreamCallbacks, AModuleThatLinksThemGetsEachOne) {
   ASSERT_TRUE(vm);
   for (const char* name : kLaterCallbacks) EXPECT_TRUE(exports(report, name)) << name;
   ASSERT_TRUE(vm->start());
-  ASSERT_EQ(vm->startPlugin({"probe", "", "probe", ""}), Vm::PluginStatus::kOk);
+  ASSERT_EQ(vm->startPlugin({"probe", "", "probe", "", {}}), Vm::PluginStatus::kOk);
   uint32_t id = vm->newConnection("10.0.0.1:1", "10.0.0.2:443");
   vm->downstreamData(id, "hello", false);
   vm->upstreamData(id, "world", false);

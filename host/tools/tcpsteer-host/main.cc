@@ -2,7 +2,9 @@
 // it.
 //
 //   tcpsteer-host check MODULE.wasm [--json]
-//   tcpsteer-host replay MODULE.wasm [--root-id ID] [--config TEXT|@FILE] --conn SRC,DST[,DATA] ...
+//   tcpsteer-host replay MODULE.wasm [--root-id ID] [--config TEXT|@FILE] [--node-metadata
+//   JSON|@FILE]
+//                        [--sni NAME] --conn SRC,DST[,DATA] ...
 //
 // replay prints one JSON line per event, flushed as it happens. Exit status: 0 ok; 1 the module or
 // configuration was refused, or the VM failed; 2 bad arguments or unreadable files.
@@ -143,7 +145,32 @@ struct ReplayOptions {
   uint64_t budget = limits::kDefaultInstructionBudget;
   bool profile = false;
   std::string engine = "interpreter";
+  std::string node_metadata;  // JSON object, or @FILE
+  std::string sni;            // connection.requested_server_name of every connection
 };
+
+// {"NAMESPACE": "billing", "LABELS": {"app": "x"}} -> NAMESPACE=billing, LABELS.app=x: string
+// values, one level of nested objects (Istio's LABELS). Anything else is refused.
+bool readNodeMetadata(const std::string& text, std::map<std::string, std::string>* out) {
+  json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object()) return false;
+  for (const auto& [key, value] : document.items()) {
+    if (value.is_string()) {
+      (*out)[key] = value.get<std::string>();
+    } else if (value.is_object()) {
+      for (const auto& [inner, inner_value] : value.items()) {
+        if (!inner_value.is_string()) return false;
+        std::string name = key;
+        name += '.';
+        name += inner;
+        (*out)[name] = inner_value.get<std::string>();
+      }
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
 
 void emitFailure(const Vm& vm) {
   if (const auto& failure = vm.failure(); failure.has_value())
@@ -156,6 +183,19 @@ int replay(ReplayOptions o) {
   if (!o.config.empty() && o.config[0] == '@' &&
       !readInput(o.config.substr(1), limits::kMaxConfigFileBytes, &o.config)) {
     return kExitUsage;
+  }
+  std::map<std::string, std::string> node_metadata;
+  if (!o.node_metadata.empty()) {
+    if (o.node_metadata[0] == '@' &&
+        !readInput(o.node_metadata.substr(1), limits::kMaxConfigFileBytes, &o.node_metadata)) {
+      return kExitUsage;
+    }
+    if (!readNodeMetadata(o.node_metadata, &node_metadata)) {
+      std::cerr << "tcpsteer-host: --node-metadata is not a JSON object of strings (and objects "
+                   "of strings, as LABELS); e.g. {\"NAMESPACE\": \"billing\", \"LABELS\": "
+                   "{\"app\": \"invoicer\"}}\n";
+      return kExitUsage;
+    }
   }
   std::vector<ConnSpec> specs;
   for (const auto& text : o.conns) {
@@ -185,8 +225,8 @@ int replay(ReplayOptions o) {
   bool started = vm->start();
   printLogs(*vm);
   emit({{"event", "vm_start"}, {"ok", started}, {"instructions", vm->lastCallbackInstructions()}});
-  auto status =
-      started ? vm->startPlugin({o.root_id, o.config, "tcpsteer", ""}) : Vm::PluginStatus::kFailed;
+  auto status = started ? vm->startPlugin({o.root_id, o.config, "tcpsteer", "", node_metadata})
+                        : Vm::PluginStatus::kFailed;
   printLogs(*vm);
   static constexpr const char* kStatus[] = {"ok", "vm_start_failed", "config_rejected", "failed"};
   json configure = {{"event", "configure"},
@@ -201,7 +241,9 @@ int replay(ReplayOptions o) {
     return kExitRefused;
   }
   for (const ConnSpec& spec : specs) {
-    uint32_t id = vm->newConnection(spec.source, spec.destination);
+    std::map<std::string, std::string> extra;
+    if (!o.sni.empty()) extra["connection.requested_server_name"] = o.sni;
+    uint32_t id = vm->newConnection(spec.source, spec.destination, extra);
     uint64_t instructions = vm->connection(id)->instructions;
     printLogs(*vm);
     if (!spec.data.empty()) vm->downstreamData(id, spec.data, false);
@@ -265,6 +307,10 @@ int main(int argc, char** argv) {
                    "a connection SRC,DST[,DATA], e.g. 10.0.0.2:40000,93.184.216.34:443")
       ->required()
       ->allow_extra_args(false);
+  replay_cmd->add_option("--node-metadata", o.node_metadata,
+                         "the proxy's node metadata as JSON, or @FILE, e.g. "
+                         "{\"NAMESPACE\": \"billing\", \"LABELS\": {\"app\": \"invoicer\"}}");
+  replay_cmd->add_option("--sni", o.sni, "the SNI every connection's client sent");
   replay_cmd->add_flag("--fail-open", o.fail_open,
                        "on a VM failure let traffic through (default: fail closed)");
   replay_cmd->add_option("--log-level", o.level, "host log level")

@@ -24,6 +24,8 @@ class WasmData {
   ~WasmData();
 
   std::string_view view() const { return {data_, size_}; }
+  // Takes over bytes the host allocated, freeing the ones held before.
+  void reset(char* data, size_t size);
   size_t size() const { return size_; }
 
  private:
@@ -59,6 +61,9 @@ class PropertyPath {
   std::string_view joined_;
 };
 Result<WasmData> getProperty(PropertyPath path);
+// The same into a buffer the caller keeps (a root context's, reused connection after connection):
+// no Result to move per call. `out` is empty unless the status is kOk.
+WasmResult getProperty(PropertyPath path, WasmData& out);
 // Path segments are joined with NUL, as Envoy expects: getProperty({"source", "address"}); paths of
 // up to 256 bytes are joined on the stack, longer ones are refused with BadArgument.
 Result<WasmData> getProperty(std::initializer_list<std::string_view> path);

@@ -83,6 +83,11 @@ struct PluginOptions {
   std::string configuration;  // plugin configuration bytes (Envoy config.configuration)
   std::string name = "tcpsteer";
   std::string vm_id;
+  // The proxy's node metadata (Envoy's bootstrap node.metadata; Istio's NAMESPACE, WORKLOAD_NAME,
+  // SERVICE_ACCOUNT, LABELS): "NAMESPACE" -> "billing", "LABELS.app" -> "invoicer". Read as
+  // xds.node.metadata.<key>, as Envoy 1.33+ has it; xds.node.metadata.LABELS itself exists when
+  // any LABELS.* key does.
+  std::map<std::string, std::string> node_metadata;
 };
 
 struct LogEntry {
