@@ -1,5 +1,5 @@
 """Egress selection (issue #23) in real Envoy, every port the OS's.
-Usage: envoy_selection_test.py MODULE TCPSTEER_HOST
+Usage: envoy_selection_test.py MODULE TCPSTEER_HOST TCPSTEER
 
 - Workload rules read the proxy's node metadata (NAMESPACE, WORKLOAD_NAME, SERVICE_ACCOUNT, LABELS
   from Envoy's bootstrap node): two Envoys with the same configuration but different identities
@@ -15,7 +15,8 @@ Usage: envoy_selection_test.py MODULE TCPSTEER_HOST
   connections from its sources reach gateway 2 within the stated bound and none fails after
   detection; the connections open on gateway 1 are closed; gateway 1 returns and new connections
   go back to it.
-- The host emulator (tcpsteer-host replay) gives the same decision as Envoy for every connection."""
+- The host emulator (tcpsteer-host replay) and `tcpsteer explain` give the same decision as Envoy for
+  every connection, and explain refuses an invalid configuration with Envoy's line."""
 
 import json
 import os
@@ -27,7 +28,7 @@ import time
 from envoy_harness import (Checks, EchoUpstream, Envoy, client_hello, connect, read_line, scratch,
                            static_cluster, tcp_proxy, tls_inspector, wasm_filter)
 
-module, host_tool = sys.argv[1:3]
+module, host_tool, explain_tool = sys.argv[1:4]
 checks = Checks("envoy_selection")
 check = checks.check
 
@@ -204,6 +205,23 @@ for envoy, port, address, source, sni, expected, rule in cases:
     check(f"host emulator agrees: {envoy.name} {source} -> {address} sni={sni}",
           recorded == f"target={expected} rule={rule}", recorded)
 
+# tcpsteer explain, given the proxy's metadata, says what Envoy did for every connection.
+for envoy, port, address, source, sni, expected, rule in cases:
+    metadata = BILLING if envoy is billing else SHOP
+    config_file = os.path.join(scratch("explain"), "config.json")
+    metadata_file = config_file + ".metadata"
+    with open(config_file, "w") as out:
+        out.write(CONFIG)
+    with open(metadata_file, "w") as out:
+        json.dump(metadata, out)
+    connection = f"{source}:40000,{address}:{port}" + (f",{sni}" if sni else "")
+    done = subprocess.run([explain_tool, "explain", "--config", config_file, "--metadata",
+                           metadata_file, "--json", connection], capture_output=True, text=True)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    said = lines[-1] if lines else {}
+    check(f"tcpsteer explain agrees: {envoy.name} {source} -> {address} sni={sni}",
+          said.get("target") == expected and said.get("rule") == rule, done.stdout + done.stderr)
+
 # --- dry-run records what would have happened ----------------------------------------------------
 dry = envoy_with("dry", json.dumps({**json.loads(CONFIG), "mode": "dry-run"}), BILLING)
 set_format(dry)
@@ -222,6 +240,16 @@ expected_line = ("invalid configuration at 'rules[0].labels': this proxy has no 
                  "workload conditions")
 check("a label selector on a proxy without LABELS is refused at load with one clear line",
       status != 0 and expected_line in log, f"status {status}; {log[-600:]}")
+config_file = os.path.join(scratch("explain"), "labels.json")
+with open(config_file, "w") as out:
+    out.write(json.dumps({"rules": [{"labels": {"app": "x"}, "target": 0}]}))
+done = subprocess.run([explain_tool, "explain", "--config", config_file], capture_output=True,
+                      text=True)
+envoy_line = next((l.split("wasm log tcpsteer: ", 1)[1] for l in log.splitlines()
+                   if "wasm log tcpsteer: [TCP WASM] invalid" in l), None)
+check("tcpsteer explain refuses it with the line Envoy logged, exit 1",
+      done.returncode == 1 and envoy_line is not None and done.stdout.strip() == envoy_line,
+      f"{done.returncode}: {done.stdout!r} vs Envoy {envoy_line!r}")
 shadow = envoy_with("shadow", json.dumps({"preset": "standalone", "rules": [
     {"name": "all-443", "ports": 443, "target": 0},
     {"name": "api", "ports": 443, "sni": "api.example.com", "target": 1}]}), None)
