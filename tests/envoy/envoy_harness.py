@@ -116,16 +116,21 @@ class Envoy:
         self.binary = envoy_binary()
         self.name = name
         self.dir = workdir or scratch(name)
-        self.config_path = os.path.join(self.dir, f"{name}.json")
         self.log_path = os.path.join(self.dir, f"{name}.log")
         self.admin_path = os.path.join(self.dir, f"{name}.admin")
-        config = dict(config)
-        # Dynamic resources need a node identity (Envoy refuses LDS without one).
-        config.setdefault("node", {"id": f"tcpsteer-test-{name}", "cluster": "tcpsteer-test"})
-        config.setdefault("admin", {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                   "port_value": 0}}})
-        with open(self.config_path, "w") as out:
-            json.dump(config, out, indent=1)
+        if isinstance(config, str):  # a YAML file's text (a shipped config, ports replaced)
+            self.config_path = os.path.join(self.dir, f"{name}.yaml")
+            with open(self.config_path, "w") as out:
+                out.write(config)
+        else:
+            self.config_path = os.path.join(self.dir, f"{name}.json")
+            config = dict(config)
+            # Dynamic resources need a node identity (Envoy refuses LDS without one).
+            config.setdefault("node", {"id": f"tcpsteer-test-{name}", "cluster": "tcpsteer-test"})
+            config.setdefault("admin", {"address": {"socket_address": {"address": "127.0.0.1",
+                                                                       "port_value": 0}}})
+            with open(self.config_path, "w") as out:
+                json.dump(config, out, indent=1)
         self.args = [self.binary, "-c", self.config_path, "--disable-hot-restart",
                      "--concurrency", str(concurrency), "--admin-address-path", self.admin_path,
                      "--drain-time-s", str(drain_time_s), "--file-flush-interval-msec", "100", "--log-format", "[%Y-%m-%d %T.%e][%t][%l][%n] %v",

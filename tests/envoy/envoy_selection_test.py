@@ -349,4 +349,46 @@ check("failover: Envoy's own stats show the health checks that drove it",
       stats.get("cluster.gw1.health_check.failure", 0) > 0
       and stats.get("cluster.gw2.upstream_cx_total", 0) > 0, json.dumps(stats))
 
+# --- deploy/envoy/envoy-selection.yaml, as shipped (ports and the module path replaced) -----------
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+shipped = open(os.path.join(ROOT, "deploy", "envoy", "envoy-selection.yaml")).read()
+shipped_gateways = {"egress1": EchoUpstream("egress1"), "egress2": EchoUpstream("egress2")}
+text = (shipped.replace("port_value: 10444", "port_value: 0").replace("port_value: 9902", "port_value: 0")
+        .replace("port_value: 18081", f"port_value: {shipped_gateways['egress1'].port}")
+        .replace("port_value: 18082", f"port_value: {shipped_gateways['egress2'].port}")
+        .replace("build/wasm/filter/tcpsteer.wasm", os.path.abspath(module)))
+shipped_access = os.path.join(scratch("access"), "shipped.log")
+text = text.replace("path: /dev/stdout", f"path: {shipped_access}")
+check("envoy-selection.yaml: every replaced value was there",
+      text.count("port_value: 0") == 2 and os.path.abspath(module) in text
+      and shipped_access in text)
+selection = Envoy(text, name="shipped-selection", component_log_level="wasm:info")
+checks.envoys.append(selection)
+selection.start()
+port = selection.listener_ports()["tcpsteer_selection"]
+github = upstream_for(port, "127.0.0.10", "api.github.com")
+example = upstream_for(port, "127.0.0.10", "www.example.com")
+others = {upstream_for(port, f"127.0.0.{octet}", "other.test") for octet in range(10, 20)}
+check("envoy-selection.yaml: github -> egress1, example -> egress2, the rest of billing on one "
+      "gateway (spread by workload)", github == "egress1" and example == "egress2"
+      and len(others) == 1 and others <= {"egress1", "egress2"}, f"{github} {example} {others}")
+selection.access_log = shipped_access
+logged = "".join(access_lines(selection, 12))
+check("envoy-selection.yaml: its access log prints each decision",
+      "sni=api.github.com cluster=tcpsteer-failover|egress1+egress2 target=egress1+egress2 "
+      "rule=github" in logged and "sni=www.example.com cluster=tcpsteer-failover|egress2+egress1 "
+      "target=egress2+egress1 rule=example" in logged,
+      logged[:600])
+embedded = shipped.split("value: |", 1)[1].split("vm_config:", 1)[0]
+config_file = os.path.join(scratch("explain"), "shipped.json")
+with open(config_file, "w") as out:
+    out.write(embedded)
+done = subprocess.run([explain_tool, "explain", "--config", config_file, "--namespace", "billing",
+                       "--workload", "ledger", "--json", "10.0.0.1:1,1.1.1.1:443,api.github.com",
+                       "10.0.0.1:1,1.1.1.1:443,www.example.com"], capture_output=True, text=True)
+named = [json.loads(l)["cluster"] for l in done.stdout.splitlines() if '"cluster"' in l]
+defined = [f"name: {cluster}" in shipped for cluster in named]
+check("envoy-selection.yaml defines the aggregate clusters tcpsteer explain names",
+      len(named) == 2 and all(defined), f"{named} {defined} {done.stderr}")
+
 checks.finish()

@@ -80,4 +80,26 @@ bad "a connections file over 16 MiB" "over 16 MiB" --config <(echo istio) --conn
 [ $? -eq 2 ]
 check "refused: no --config" $?
 
+# The README's example: its configuration and command give exactly the output it shows.
+readme=$(dirname "$0")/../../README.md
+python3 - "$readme" "$work" <<'PY' >"$work/readme-check" 2>&1
+import re, sys
+text = open(sys.argv[1]).read().split("## Choosing egress", 1)[1]
+config = re.search(r"```json\n(.*?)```", text, re.S).group(1)
+console = re.search(r"```console\n(.*?)```", text, re.S).group(1)
+open(sys.argv[2] + "/rules.json", "w").write(config)
+lines = console.splitlines()
+command = lines[0][2:]
+i = 1
+while command.endswith("\\"):
+    command = command[:-1] + lines[i].strip()
+    i += 1
+open(sys.argv[2] + "/readme-command", "w").write(command)
+open(sys.argv[2] + "/readme-expected", "w").write("\n".join(lines[i:]) + "\n")
+PY
+command=$(sed "s|^tcpsteer |$tool |; s| rules.json | $work/rules.json |" "$work/readme-command")
+eval "$command" >"$work/readme-got" 2>&1
+diff "$work/readme-expected" "$work/readme-got"
+check "the README's explain example prints what the README shows" $?
+
 finish explain_cli
