@@ -67,6 +67,7 @@ profile: deps native
 bench: wasm native
 	$(NATIVE_DIR)/bench/core_bench
 	$(NATIVE_DIR)/bench/host_bench
+	python3 tests/wasm/cost_budget.py $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
 	bash bench/apps_bench.sh $(NATIVE_DIR)/apps/egress-server
 	python3 bench/envoy_bench.py $(MODULE) $(NATIVE_DIR)/apps/egress-server
 	bash bench/egress_path_bench.sh $(MODULE)

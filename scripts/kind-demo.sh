@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tcpsteer on kind + Istio, from a clean checkout to a verified demo.
 #
-#   scripts/kind-demo.sh up [--egress standins|gateways] [--plugin envoyfilter|wasmplugin|wasmplugin-oci]
+#   scripts/kind-demo.sh up [--egress standins|gateways|selection] [--plugin envoyfilter|wasmplugin|wasmplugin-oci]
 #                           [--port80] [--no-network-policies] [--module-build native|docker]
-#   scripts/kind-demo.sh verify [--egress standins|gateways] [--port80]
+#   scripts/kind-demo.sh verify [--egress standins|gateways|selection] [--port80]
 #   scripts/kind-demo.sh down
 #   scripts/kind-demo.sh verify --pod-ip IP --client-log FILE --proxy-log FILE [--port80]   (offline check)
 #   scripts/kind-demo.sh verify --egress gateways --pod-ip IP --client-log FILE --proxy-log FILE
@@ -11,6 +11,9 @@
 #
 # --egress standins (default): egress1/egress2 answer themselves. --egress gateways: two Istio egress
 # gateways carry the client's TLS on to the external host (deploy/k8s/gateways; the EnvoyFilter).
+# --egress selection: the gateways with a second client namespace; each namespace leaves through its
+# own gateway and falls back to the other (deploy/k8s/selection); verify also stops egress1 and
+# checks that its clients move to egress2 and come back.
 # --dry-run (any command) prints every command instead of running it. Needs docker (with buildx),
 # kind >= 0.24, kubectl, istioctl, openssl, jq, make and git; says how to get a missing one.
 set -euo pipefail
@@ -18,6 +21,7 @@ set -euo pipefail
 # Names the manifests depend on (tests/manifests/validate_manifests.py checks that they agree).
 CLUSTER_NAME=${CLUSTER_NAME:-tcpsteer}
 NAMESPACE=tcpsteer
+SELECTION_NAMESPACE=tcpsteer-b  # the selection variant's second client namespace
 GATEWAY_NAMESPACE=tcpsteer-egress
 INTERNET_NAMESPACE=internet
 IMAGE_TAG=0.1.0
@@ -43,6 +47,8 @@ port80=0
 network_policies=1
 module_build=''  # native (make wasm) or docker; default: native where apt-get exists
 pod_ip=''
+pod_namespace=$NAMESPACE  # the namespace of the pods check_with_retries reads
+log_window=(--since=10m)  # which of their log lines
 client_log=''
 proxy_log=''
 gateway1_ips=''
@@ -50,8 +56,16 @@ gateway2_ips=''
 work=
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
+}
+# The gateway and selection variants share the gateways, their namespaces and the stand-in.
+with_gateways() { [ "$egress_mode" = gateways ] || [ "$egress_mode" = selection ]; }
+# The namespaces with a demo client.
+client_namespaces() {
+  echo "$NAMESPACE"
+  [ "$egress_mode" = selection ] && echo "$SELECTION_NAMESPACE"
+  return 0
 }
 die() { echo "kind-demo: $*" >&2; exit 1; }
 banner() { printf '\n==> %s\n' "$*"; }
@@ -204,7 +218,12 @@ oci_plugin_manifest() {  # pushes the plugin image; writes the WasmPlugin with t
 # (EnvoyFilter and WasmPlugin), or port 80 stay intercepted, or policies stay after
 # --no-network-policies.
 remove_other_modes() {
-  if [ "$egress_mode" = gateways ]; then
+  if with_gateways; then
+    # The other gateway variant's extras: the second client namespace and the failover clusters.
+    if [ "$egress_mode" = gateways ]; then
+      run kubectl delete namespace --ignore-not-found "$SELECTION_NAMESPACE"
+      run kubectl -n istio-system delete --ignore-not-found envoyfilter/tcpsteer-failover
+    fi
     # The stand-in variant's objects (the client, the namespace and the ServiceEntry stay: the gateway
     # variant applies its own versions of them).
     run kubectl -n "$NAMESPACE" delete --ignore-not-found deployment/egress1 deployment/egress2 \
@@ -213,8 +232,9 @@ remove_other_modes() {
       wasmplugin/tcpsteer envoyfilter/tcpsteer-port80
     return
   fi
-  # The gateway variant's namespaces go whole.
-  run kubectl delete namespace --ignore-not-found "$GATEWAY_NAMESPACE" "$INTERNET_NAMESPACE"
+  # The gateway variants' namespaces go whole.
+  run kubectl delete namespace --ignore-not-found "$GATEWAY_NAMESPACE" "$INTERNET_NAMESPACE" "$SELECTION_NAMESPACE"
+  run kubectl -n istio-system delete --ignore-not-found envoyfilter/tcpsteer-failover
   local gone=()
   [ "$plugin" = envoyfilter ] || gone+=(envoyfilter/tcpsteer)
   [ "$plugin" = envoyfilter ] && gone+=(wasmplugin/tcpsteer)
@@ -252,25 +272,32 @@ cmd_up() {
   kind_load "tcpsteer/egress-server:$IMAGE_TAG"
   kind_load "tcpsteer/demo-client:$IMAGE_TAG"
 
-  banner "namespace $NAMESPACE$([ "$egress_mode" = gateways ] && echo ", $GATEWAY_NAMESPACE and $INTERNET_NAMESPACE")"
+  banner "namespaces $(client_namespaces | xargs)$(with_gateways && echo ", $GATEWAY_NAMESPACE and $INTERNET_NAMESPACE")"
   apply_file deploy/k8s/client/00-namespace.yaml
-  [ "$egress_mode" = gateways ] && apply_file deploy/k8s/gateways/05-namespaces.yaml
+  with_gateways && apply_file deploy/k8s/gateways/05-namespaces.yaml
+  if [ "$egress_mode" = selection ]; then
+    run_pipe "kubectl create namespace $SELECTION_NAMESPACE --dry-run=client -o yaml | kubectl apply -f -"
+    run kubectl label namespace "$SELECTION_NAMESPACE" istio-injection=enabled app.kubernetes.io/part-of=tcpsteer --overwrite
+  fi
   make_certificates
-  banner "secrets and ConfigMaps: TLS for the $([ "$egress_mode" = gateways ] && echo "external stand-in" || echo "egress servers"), the CA for the client, the module for istio-proxy"
+  banner "secrets and ConfigMaps: TLS for the $(with_gateways && echo "external stand-in" || echo "egress servers"), the CA for the client, the module for istio-proxy"
   # The certificate for the external host belongs to whoever answers as it: egress1/egress2 in the
   # stand-in variant, the stand-in behind the gateways in the gateway variant.
   local tls_namespace=$NAMESPACE
-  [ "$egress_mode" = gateways ] && tls_namespace=$INTERNET_NAMESPACE
+  with_gateways && tls_namespace=$INTERNET_NAMESPACE
   # Server-side apply: a client-side apply would copy the module into the last-applied-configuration
   # annotation (256 KiB at most), so a module over about 190 KB could not be applied.
   run_pipe "kubectl -n $tls_namespace create secret tls $TLS_SECRET --cert=$work/tls.crt --key=$work/tls.key --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
-  run_pipe "kubectl -n $NAMESPACE create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
-  run_pipe "kubectl -n $NAMESPACE create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+  local client_namespace
+  for client_namespace in $(client_namespaces); do
+    run_pipe "kubectl -n $client_namespace create configmap $CA_CONFIGMAP --from-file=ca.crt=$work/ca.crt --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+    run_pipe "kubectl -n $client_namespace create configmap $WASM_CONFIGMAP --from-file=$WASM_KEY=$MODULE --dry-run=client -o yaml | kubectl apply --server-side --force-conflicts -f -"
+  done
 
   # The filter's configuration goes in before the client starts: with holdApplicationUntilProxyStarts
   # the client's first request waits for a sidecar that already has the filter, so no early answer
   # comes from the unfiltered default route.
-  if [ "$egress_mode" = gateways ]; then
+  if with_gateways; then
     up_gateways
     return
   fi
@@ -307,18 +334,23 @@ cmd_up() {
 # requests only). Everything goes in at once; the restart below makes every pod start after the
 # filter, the routes and the policies exist.
 up_gateways() {
-  banner "manifests: the egress gateways, their Gateway/VirtualService/DestinationRules, the ServiceEntry, the stand-in in $INTERNET_NAMESPACE, the policies, the filter and the client"
+  banner "manifests: the egress gateways, their Gateway/VirtualService/DestinationRules, the ServiceEntry, the stand-in in $INTERNET_NAMESPACE, the policies, the filter and the client$([ "$egress_mode" = selection ] && echo "s of $(client_namespaces | xargs), the failover clusters")"
   remove_other_modes
-  run_pipe "kubectl kustomize deploy/k8s/gateways > '$work/gateways.yaml'"
-  apply_file "$work/gateways.yaml"
+  run_pipe "kubectl kustomize deploy/k8s/$egress_mode > '$work/$egress_mode.yaml'"
+  apply_file "$work/$egress_mode.yaml"
   run kubectl -n "$GATEWAY_NAMESPACE" rollout restart deployment/egress1 deployment/egress2
   run kubectl -n "$INTERNET_NAMESPACE" rollout restart deployment/standin
-  run kubectl -n "$NAMESPACE" rollout restart deployment/demo-client
+  local client_namespace
+  for client_namespace in $(client_namespaces); do
+    run kubectl -n "$client_namespace" rollout restart deployment/demo-client
+  done
   banner "waiting for rollouts"
   run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress1 --timeout=300s
   run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress2 --timeout=300s
   run kubectl -n "$INTERNET_NAMESPACE" rollout status deployment/standin --timeout=300s
-  run kubectl -n "$NAMESPACE" rollout status deployment/demo-client --timeout=300s
+  for client_namespace in $(client_namespaces); do
+    run kubectl -n "$client_namespace" rollout status deployment/demo-client --timeout=300s
+  done
   cmd_verify
 }
 
@@ -365,10 +397,10 @@ check_logs() {
 check_filter_lines() {
   local ip=$1 proxy=$2 expected=$3 lines targets
   lines=$(grep -F "[TCP WASM] new connection src=$ip:" "$proxy" || true)
-  targets=$(grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | sort | uniq -c | xargs || true)
+  targets=$(grep -oE 'target=[A-Za-z0-9_+-]+' <<<"$lines" | sort | uniq -c | xargs || true)
   if [ -z "$lines" ]; then
     echo "  FAIL filter: no '[TCP WASM] new connection src=$ip:' line in istio-proxy's log (see docs/istio.md#troubleshooting)"; return 1
-  elif grep -oE 'target=[A-Za-z0-9_-]+' <<<"$lines" | grep -qvx "target=$expected"; then
+  elif grep -oE 'target=[A-Za-z0-9_+-]+' <<<"$lines" | grep -qvx "target=$expected"; then
     echo "  FAIL filter: decisions $targets, expected only target=$expected"; return 1
   fi
   echo "  ok   filter: $(wc -l <<<"$lines") decision line(s), $targets"
@@ -378,10 +410,15 @@ check_filter_lines() {
 # from the external stand-in (so the client verified the stand-in's own certificate: it runs without
 # --insecure), which saw the pod address of the gateway the rule picks; the filter chose that gateway.
 check_gateway_logs() {
-  local pod=$1 ip=$2 client=$3 proxy=$4 expected want_ips ok=0
-  expected=$(expected_egress "$ip")
+  local pod=$1 ip=$2 client=$3 proxy=$4 expected want_ips ok=0 target why
+  # The selection variant passes the gateway its namespace's rule picks, and the filter's target
+  # (the fallback list); otherwise the even/odd rule decides.
+  expected=${7:-$(expected_egress "$ip")}
+  target=${8:-$expected}
+  why="last octet ${ip##*.}"
+  [ -n "${7:-}" ] && why="its namespace's rule ($target)"
   if [ "$expected" = egress1 ]; then want_ips=$5; else want_ips=$6; fi
-  echo "pod $pod ip $ip: last octet ${ip##*.} -> expected gateway $expected (pod address ${want_ips:-unknown})"
+  echo "pod $pod ip $ip: $why -> expected gateway $expected (pod address ${want_ips:-unknown})"
   local answers seen wrong others errors
   answers=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == true) | .egress' "$client" | wc -l)
   seen=$(jq -rR 'fromjson? | select(.scheme == "https" and .ok == true) | .seen_as | sub(":[0-9]+$"; "")' "$client")
@@ -399,14 +436,14 @@ check_gateway_logs() {
   else
     echo "  ok   https: $answers answers from the external stand-in (certificate verified), which saw $(sort <<<"$seen" | uniq -c | xargs) = $expected"
   fi
-  check_filter_lines "$ip" "$proxy" "$expected" || ok=1
+  check_filter_lines "$ip" "$proxy" "$target" || ok=1
   return "$ok"
 }
 
 # "NAME IP" of each running demo-client pod that is not being replaced (a rollout restart leaves
 # old ones terminating).
 client_pods() {
-  kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
+  kubectl -n "${1:-$NAMESPACE}" get pods -l app=demo-client --field-selector=status.phase=Running -o json |
     jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name) \(.status.podIP)"'
 }
 
@@ -417,8 +454,8 @@ check_with_retries() {
   local pod=$1 attempt
   shift
   for attempt in 1 2 3 4 5 6; do
-    kubectl -n "$NAMESPACE" logs "$pod" -c demo-client --since=10m >"$work/client.log" || true
-    kubectl -n "$NAMESPACE" logs "$pod" -c istio-proxy --since=10m >"$work/proxy.log" || true
+    kubectl -n "$pod_namespace" logs "$pod" -c demo-client "${log_window[@]}" >"$work/client.log" || true
+    kubectl -n "$pod_namespace" logs "$pod" -c istio-proxy "${log_window[@]}" >"$work/proxy.log" || true
     if "$@" >"$work/result" 2>&1; then return 0; fi
     ((attempt < 6)) && sleep 5
   done
@@ -500,10 +537,17 @@ cmd_verify_gateways() {
 }
 
 cmd_verify() {
-  # `verify` on its own follows what `up` installed: the gateway variant has its own namespace.
+  # `verify` on its own follows what `up` installed: the gateway variants have their own namespaces.
   if ((!egress_given)) && [ -z "$pod_ip" ] && ! ((dry_run)) &&
     [ "$(kubectl get namespace "$GATEWAY_NAMESPACE" -o jsonpath='{.status.phase}' 2>/dev/null)" = Active ]; then
     egress_mode=gateways
+    if [ "$(kubectl get namespace "$SELECTION_NAMESPACE" -o jsonpath='{.status.phase}' 2>/dev/null)" = Active ]; then
+      egress_mode=selection
+    fi
+  fi
+  if [ "$egress_mode" = selection ]; then
+    cmd_verify_selection
+    return
   fi
   if [ "$egress_mode" = gateways ]; then
     cmd_verify_gateways
@@ -546,6 +590,72 @@ cmd_verify() {
   echo; echo "verify: every client pod was routed by the rule"
 }
 
+# The selection variant: each namespace's clients leave through the gateway its rule lists first
+# (tcpsteer -> egress1, tcpsteer-b -> egress2, deploy/k8s/selection); then egress1 is stopped, and
+# tcpsteer's clients must move to egress2 (the aggregate cluster, driven by outlier detection) and
+# come back once it returns.
+SELECTION_EXPECTED=("$NAMESPACE egress1 egress1+egress2" "$SELECTION_NAMESPACE egress2 egress2+egress1")
+
+verify_selection_round() {  # LABEL: every client pod of each namespace against its expectation
+  local label=$1 gw1 gw2 failed=0 entry namespace gateway target pods name ip
+  gw1=$(gateway_ips egress1)
+  gw2=$(gateway_ips egress2)
+  for entry in "${SELECTION_EXPECTED[@]}"; do
+    read -r namespace gateway target <<<"$entry"
+    # While egress1 is down, its namespace falls back to egress2.
+    [ "$label" = "egress1 down" ] && gateway=egress2
+    pod_namespace=$namespace
+    pods=$(client_pods "$namespace")
+    if [ -z "$pods" ]; then echo "  FAIL no running demo-client pod in $namespace"; failed=1; continue; fi
+    while read -r name ip; do
+      check_with_retries "$name" check_gateway_logs "$name" "$ip" "$work/client.log" "$work/proxy.log" "$gw1" "$gw2" "$gateway" "$target"
+      sed "s/^/[$label] /" "$work/result"
+      grep -q FAIL "$work/result" && failed=1
+    done <<<"$pods"
+  done
+  pod_namespace=$NAMESPACE
+  return "$failed"
+}
+
+cmd_verify_selection() {
+  banner "verify: each namespace leaves through its own gateway; egress1 down, its clients fall back to egress2 and return"
+  if ((dry_run)); then
+    run kubectl -n "$NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json
+    run kubectl -n "$SELECTION_NAMESPACE" get pods -l app=demo-client --field-selector=status.phase=Running -o json
+    run kubectl -n "$GATEWAY_NAMESPACE" scale deployment/egress1 --replicas=0
+    run kubectl -n "$GATEWAY_NAMESPACE" wait --for=delete pod -l istio=egress1 --timeout=120s
+    run kubectl -n "$GATEWAY_NAMESPACE" scale deployment/egress1 --replicas=1
+    run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress1 --timeout=300s
+    return 0
+  fi
+  local failed=0 since
+  verify_selection_round "both up" || failed=1
+  banner "failover: egress1 stopped"
+  run kubectl -n "$GATEWAY_NAMESPACE" scale deployment/egress1 --replicas=0
+  run kubectl -n "$GATEWAY_NAMESPACE" wait --for=delete pod -l istio=egress1 --timeout=120s
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # Rounds every 2 s; the first refused connect ejects the gateway. Only answers after this moment.
+  sleep 15
+  log_window=(--since-time="$since")
+  verify_selection_round "egress1 down" || failed=1
+  banner "failover: egress1 back"
+  run kubectl -n "$GATEWAY_NAMESPACE" scale deployment/egress1 --replicas=1
+  run kubectl -n "$GATEWAY_NAMESPACE" rollout status deployment/egress1 --timeout=300s
+  # The ejection lasts baseEjectionTime (10 s, longer after repeated ejections): wait it out, then
+  # read only what came after.
+  sleep 40
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  sleep 10
+  log_window=(--since-time="$since")
+  verify_selection_round "egress1 back" || failed=1
+  log_window=(--since=10m)
+  if ((failed)); then
+    echo; echo "verify: FAILED. Next: scripts/inspect-chains.sh POD 443, kubectl -n istio-system get envoyfilter tcpsteer-failover, docs/istio.md#choosing-egress-by-workload-failover-and-fixed-egress-ips"
+    return 1
+  fi
+  echo; echo "verify: each namespace left through its own gateway, and egress1's clients failed over and back"
+}
+
 cmd_down() {
   banner "deleting kind cluster $CLUSTER_NAME and the local registry"
   run kind delete cluster --name "$CLUSTER_NAME"
@@ -560,7 +670,7 @@ shift
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
-    --egress) egress_mode=${2:?--egress needs standins or gateways}; egress_given=1; shift ;;
+    --egress) egress_mode=${2:?--egress needs standins, gateways or selection}; egress_given=1; shift ;;
     --egress=*) egress_mode=${1#*=}; egress_given=1 ;;
     --plugin) plugin=${2:?--plugin needs envoyfilter, wasmplugin or wasmplugin-oci}; plugin_given=1; shift ;;
     --plugin=*) plugin=${1#*=}; plugin_given=1 ;;
@@ -583,13 +693,13 @@ case $plugin in
 esac
 case $egress_mode in
   standins) ;;
-  gateways)
+  gateways|selection)
     # The gateway variant is one set: the EnvoyFilter on the TLS port, with its policies.
-    if ((plugin_given)) && [ "$plugin" != envoyfilter ]; then die "--egress gateways installs the filter with the EnvoyFilter; --plugin $plugin is for the stand-ins"; fi
-    if ((port80)); then die "--egress gateways carries TLS only; --port80 is for the stand-ins"; fi
-    if ! ((network_policies)); then die "--egress gateways relies on its NetworkPolicies (only the gateways may leave); --no-network-policies is for the stand-ins"; fi
+    if ((plugin_given)) && [ "$plugin" != envoyfilter ]; then die "--egress $egress_mode installs the filter with the EnvoyFilter; --plugin $plugin is for the stand-ins"; fi
+    if ((port80)); then die "--egress $egress_mode carries TLS only; --port80 is for the stand-ins"; fi
+    if ! ((network_policies)); then die "--egress $egress_mode relies on its NetworkPolicies (only the gateways may leave); --no-network-policies is for the stand-ins"; fi
     ;;
-  *) die "--egress must be standins or gateways, not '$egress_mode'" ;;
+  *) die "--egress must be standins, gateways or selection, not '$egress_mode'" ;;
 esac
 if [ -z "$module_build" ]; then
   if command -v apt-get >/dev/null 2>&1; then module_build=native; else module_build=docker; fi

@@ -4,8 +4,8 @@
 # Usage: explain_cli_test.sh TCPSTEER SELECTION_CONFIG
 set -u
 tool=$1 selection=$2
-# shellcheck source=../lib/harness.sh
-source "$(dirname "$0")/../lib/harness.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/harness.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 
 billing=(--namespace billing --workload ledger --service-account ledger --label app=ledger --label tier=web)
 out=$("$tool" explain --config "$selection" "${billing[@]}" \

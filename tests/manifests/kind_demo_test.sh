@@ -128,7 +128,7 @@ while IFS='|' read -r name flags verify; do
     echo "  mode $name:"; tail -3 "$work/ci-$name.txt"; ok=1
   fi
 done <<<"$modes"
-[ "$(wc -l <<<"$modes")" -eq 5 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
+[ "$(wc -l <<<"$modes")" -eq 6 ] && [ $ok -eq 0 ]; check ci-workflow-modes-dry-run $?
 
 # The gateway variant: its namespaces, the TLS secret in internet, the stand-ins removed, the kustomize
 # rendering applied, every rollout, then its own verify.
@@ -149,8 +149,35 @@ in_order "$work/gw.txt" \
 check dry-run-gateways $?
 ! grep -qE '^\+ kubectl apply -f deploy/k8s/(base|envoyfilter)/' "$work/gw.txt"; check dry-run-gateways-no-standins $?
 # The stand-in variant removes the gateway variant's namespaces.
-grep -q "^+ kubectl delete namespace --ignore-not-found tcpsteer-egress internet$" "$work/up.txt"
+grep -q "^+ kubectl delete namespace --ignore-not-found tcpsteer-egress internet tcpsteer-b$" "$work/up.txt" &&
+  grep -q "^+ kubectl -n istio-system delete --ignore-not-found envoyfilter/tcpsteer-failover$" "$work/up.txt"
 check dry-run-standins-remove-gateway-namespaces $?
+# The gateway variant removes the selection variant's extras.
+grep -q "^+ kubectl delete namespace --ignore-not-found tcpsteer-b$" "$work/gw.txt" &&
+  grep -q "^+ kubectl -n istio-system delete --ignore-not-found envoyfilter/tcpsteer-failover$" "$work/gw.txt"
+check dry-run-gateways-remove-selection-extras $?
+
+# The selection variant: both client namespaces get the CA and the module before the overlay is
+# applied; both clients restart; verify stops egress1 and brings it back.
+bash "$script" up --dry-run --egress selection >"$work/sel.txt" 2>&1
+in_order "$work/sel.txt" \
+  "+ kubectl apply -f deploy/k8s/gateways/05-namespaces.yaml" \
+  "+ kubectl create namespace tcpsteer-b --dry-run=client -o yaml | kubectl apply -f -" \
+  "+ kubectl label namespace tcpsteer-b istio-injection=enabled" \
+  "+ kubectl -n tcpsteer create configmap tcpsteer-wasm" \
+  "+ kubectl -n tcpsteer-b create configmap demo-ca" \
+  "+ kubectl -n tcpsteer-b create configmap tcpsteer-wasm" \
+  "+ kubectl kustomize deploy/k8s/selection >" "+ kubectl apply -f" \
+  "+ kubectl -n tcpsteer rollout restart deployment/demo-client" \
+  "+ kubectl -n tcpsteer-b rollout restart deployment/demo-client" \
+  "+ kubectl -n tcpsteer-b rollout status deployment/demo-client" \
+  "+ kubectl -n tcpsteer-b get pods -l app=demo-client" \
+  "+ kubectl -n tcpsteer-egress scale deployment/egress1 --replicas=0" \
+  "+ kubectl -n tcpsteer-egress scale deployment/egress1 --replicas=1"
+check dry-run-selection $?
+bash "$script" up --dry-run --egress selection --port80 >"$work/sel-bad.txt" 2>&1
+[ $? -eq 1 ] && grep -q "kind-demo: --egress selection carries TLS only" "$work/sel-bad.txt"
+check selection-refuses-port80 $?
 refused=0
 for combo in "--plugin wasmplugin" "--port80" "--no-network-policies"; do
   # shellcheck disable=SC2086  # the flags are words
@@ -163,7 +190,7 @@ for combo in "--plugin wasmplugin" "--port80" "--no-network-policies"; do
 done
 [ "$refused" -eq 3 ]; check gateways-refuse-standin-options $?
 bash "$script" up --dry-run --egress proxies >"$work/gw-bad2.txt" 2>&1
-[ $? -eq 1 ] && grep -q "egress must be standins or gateways, not 'proxies'" "$work/gw-bad2.txt"; check bad-egress-exit-1 $?
+[ $? -eq 1 ] && grep -q "egress must be standins, gateways or selection, not 'proxies'" "$work/gw-bad2.txt"; check bad-egress-exit-1 $?
 
 # --- the OCI path with stand-in tools --------------------------------------------------------------------
 # docker, kind, kubectl, istioctl and make replaced by scripts that log their arguments and answer what

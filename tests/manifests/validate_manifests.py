@@ -15,10 +15,12 @@ the checks above are shown to be able to fail. Exit status: 0 clean, 1 problems 
 import argparse
 import copy
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 import jsonschema
 import yaml
@@ -99,9 +101,10 @@ def load_docs(repo):
 
 
 class Checker:
-    def __init__(self, repo, schema_dir, host=None, module=None, kubectl=None):
+    def __init__(self, repo, schema_dir, host=None, module=None, kubectl=None, explain=None):
         self.repo, self.schema_dir, self.host, self.module = repo, schema_dir, host, module
         self.kubectl = kubectl
+        self.explain = explain
         self.errors = []
         self._schemas = {}
         self._host_runs = {}
@@ -137,7 +140,21 @@ class Checker:
                     if filename != "build/wasm/filter/tcpsteer.wasm":
                         self.error(where, f"module {filename!r} is not the one make wasm builds")
                     value = config.get("configuration", {}).get("value", "")
-                    if self.host and self.module:
+                    metadata = doc.body.get("node", {}).get("metadata")
+                    if self.host and self.module and (metadata or '"rules"' in value):
+                        # A selection configuration (envoy-selection.yaml; its routing is run in
+                        # tests/envoy/envoy_selection_test.py): with the file's node metadata it
+                        # loads, and every decision names a cluster of the file.
+                        for sni in ["api.github.com", "www.example.com", ""]:
+                            args = ["replay", self.module, "--config", value, "--conn", "127.0.0.10:1,127.0.0.1:10443"]
+                            args += ["--node-metadata", json.dumps(metadata)] if metadata else []
+                            args += ["--sni", sni] if sni else []
+                            run = self.run_host(args)
+                            routed = re.search(r'"cluster":"([^"]*)"', run.stdout)
+                            if run.returncode != 0 or not routed or routed.group(1) not in clusters:
+                                self.error(where, f"tcpsteer.wasm routes sni={sni!r} to "
+                                           f"{routed.group(1) if routed else None!r}, not a cluster of this file")
+                    elif self.host and self.module:
                         # The first cluster is the even sources' (egress1, egress_gateway1), the second the odd ones'.
                         for source, cluster in zip(["127.0.0.10", "127.0.0.11"], clusters):
                             run = self.run_host(["replay", self.module, "--config", value,
@@ -514,12 +531,82 @@ class Checker:
             docs = [Doc(where, i, body) for i, body in enumerate(yaml.safe_load_all(run.stdout)) if body]
             for doc in docs:
                 self.validate_schema(doc)
+            if folder.name == "selection":
+                self.check_selection_set(where, docs)
             if folder.name == "gateways":
                 client = [d for d in docs if d.kind == "Deployment" and d.name == "demo-client"]
                 args = client[0].body["spec"]["template"]["spec"]["containers"][0].get("args", []) if client else []
                 if "--schemes=https" not in args:
                     self.error(where, "the client must make HTTPS requests only (--schemes=https): plain HTTP has no "
                                "way out in the gateway variant")
+
+    def check_selection_set(self, where, docs):
+        """The selection variant, as kubectl renders it: one filter configuration in both client
+        namespaces' EnvoyFilters; every fallback list it routes to (asked of tcpsteer explain, for
+        each namespace's proxy) is an aggregate cluster of the failover EnvoyFilter with the members'
+        clusters in order; outlier detection on both gateways' DestinationRules (what moves a
+        fallback list in Istio); the gateways admit the clients of both namespaces."""
+        filters = {d.body["metadata"].get("namespace"): d for d in docs
+                   if d.kind == "EnvoyFilter" and d.name == "tcpsteer"}
+        if set(filters) != {"tcpsteer", "tcpsteer-b"}:
+            self.error(where, f"expected the EnvoyFilter tcpsteer in tcpsteer and tcpsteer-b, found {sorted(filters)}")
+            return
+        if filters["tcpsteer"].body["spec"] != filters["tcpsteer-b"].body["spec"]:
+            self.error(where, "the two client namespaces' EnvoyFilters differ: one configuration serves both")
+        config = filters["tcpsteer"].body["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["config"]
+        configuration = config["configuration"]["value"]
+        guide = (self.repo / "docs" / "istio.md").read_text().split("## Choosing egress", 1)[-1]
+        shown = re.search(r"```json\n(.*?)```", guide, re.S)
+        if not shown or json.loads(shown.group(1)) != json.loads(configuration):
+            self.error(where, "docs/istio.md's selection configuration differs from deploy/k8s/selection's")
+        aggregates = {}
+        for doc in docs:
+            if doc.kind != "EnvoyFilter" or doc.name == "tcpsteer":
+                continue
+            for patch in doc.body["spec"].get("configPatches", []):
+                value = patch.get("patch", {}).get("value", {})
+                if patch.get("applyTo") == "CLUSTER" and value.get("cluster_type", {}).get("name") == "envoy.clusters.aggregate":
+                    aggregates[value["name"]] = value["cluster_type"]["typed_config"].get("clusters", [])
+        if self.explain:
+            seen_first = {}
+            for namespace in ("tcpsteer", "tcpsteer-b"):
+                with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
+                    out.write(configuration)
+                run = subprocess.run([self.explain, "explain", "--config", out.name, "--namespace", namespace,
+                                      "--json", "10.244.0.10:40000,198.18.0.10:443,api.tcpsteer.example"],
+                                     capture_output=True, text=True, check=False)
+                os.unlink(out.name)
+                decided = [json.loads(line) for line in run.stdout.splitlines() if '"cluster"' in line]
+                if run.returncode != 0 or not decided:
+                    self.error(where, f"tcpsteer explain refused the configuration for namespace {namespace}: "
+                               f"{(run.stdout + run.stderr).strip()[:300]}")
+                    continue
+                cluster, target = decided[0]["cluster"], decided[0]["target"]
+                members = target.split("+")
+                if len(members) < 2:
+                    self.error(where, f"namespace {namespace}: expected a fallback list, the filter picks {target}")
+                    continue
+                want = [f"outbound|443||{m}.tcpsteer-egress.svc.cluster.local" for m in members]
+                if aggregates.get(cluster) != want:
+                    self.error(where, f"namespace {namespace}: the filter routes to {cluster!r}, which the failover "
+                               f"EnvoyFilter must define as an aggregate of {want}; it has {aggregates.get(cluster)}")
+                seen_first[namespace] = members[0]
+            if len(set(seen_first.values())) != 2:
+                self.error(where, f"each client namespace must prefer its own gateway: {seen_first}")
+        for host in ("egress1", "egress2"):
+            rule = [d for d in docs if d.kind == "DestinationRule"
+                    and d.body["spec"].get("host") == f"{host}.tcpsteer-egress.svc.cluster.local"]
+            outlier = rule[0].body["spec"].get("trafficPolicy", {}).get("outlierDetection", {}) if rule else {}
+            if not (outlier.get("splitExternalLocalOriginErrors") and outlier.get("consecutiveLocalOriginFailures")):
+                self.error(where, f"{host}'s DestinationRule needs outlierDetection with splitExternalLocalOriginErrors "
+                           "and consecutiveLocalOriginFailures: without it a dead gateway is never ejected and the "
+                           "fallback list never moves")
+        policy = [d for d in docs if d.kind == "NetworkPolicy" and d.name == "egress-gateways"]
+        admitted = {peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                    for rule in (policy[0].body["spec"].get("ingress", []) if policy else [])
+                    for peer in rule.get("from", [])}
+        if not {"tcpsteer", "tcpsteer-b"} <= admitted:
+            self.error(where, f"the gateways admit clients from {sorted(n for n in admitted if n)}, not both namespaces")
 
     def check_selector(self, doc, selector, client, deployments):
         selected = [d for d in deployments if labels_match(selector, pod_labels(d))]
@@ -738,6 +825,8 @@ class Checker:
             if folder.name in PLUGIN_SETS:
                 parent = "../base"
             expected = files | ({parent} if parent else set())
+            if folder.name == "selection":  # the gateway variant plus a second client namespace
+                expected = files | {"../gateways", "team-b"}
             if folder.name in OVERLAY_SETS and body.get("kind") != "Component":
                 self.error(where, "an overlay set is a kustomize Component (kind: Component)")
             if listed != expected:
@@ -1035,6 +1124,7 @@ def main():
     parser.add_argument("--host", help="tcpsteer-host binary: replay each filter configuration in the real module")
     parser.add_argument("--module", help="tcpsteer.wasm (with --host)")
     parser.add_argument("--kubectl", help="kubectl binary: also render every kustomization and validate the output")
+    parser.add_argument("--explain", help="tcpsteer binary: ask tcpsteer explain what the selection variant routes to")
     parser.add_argument("--self-test", action="store_true", help="prove that broken manifests are reported")
     args = parser.parse_args()
     schema_dir = args.schemas or args.repo / "tests" / "fixtures" / "schemas"
@@ -1043,7 +1133,7 @@ def main():
     if args.self_test:
         return self_test(args.repo, schema_dir, args.host, args.module)
     docs = load_docs(args.repo)
-    errors = Checker(args.repo, schema_dir, args.host, args.module, args.kubectl).run(docs)
+    errors = Checker(args.repo, schema_dir, args.host, args.module, args.kubectl, args.explain).run(docs)
     count = sum(len(v) for v in docs.values())
     for e in errors:
         print(e)
