@@ -297,6 +297,7 @@ class ConfigReader {
       if (!readTargets(*targets, config)) return false;
     }
     if (const json::Value* rules = fields[kRules]) {
+      config.configured_targets = config.targets.size();
       if (!readRules(*rules, config)) return false;
     }
     if (const json::Value* port_map = fields[kPortMap]) {
@@ -360,6 +361,7 @@ class ConfigReader {
       return fail("targets", "must be an array of 1 to 64 targets", kExpected);
     }
     config.targets.clear();
+    config.configured_targets = value.items.size();
     for (size_t i = 0; i < value.items.size(); ++i) {
       const json::Value& item = value.items[i];
       Field field("targets", i);
@@ -404,15 +406,16 @@ class ConfigReader {
     return true;
   }
 
+  // A configured target (not a fallback list's aggregate), by name or index.
   static std::optional<size_t> resolveTarget(const json::Value& value, const Config& config) {
     if (value.type == json::Value::Type::kString) {
-      for (size_t i = 0; i < config.targets.size(); ++i) {
+      for (size_t i = 0; i < config.configured_targets; ++i) {
         if (config.targets[i].name == value.text) return i;
       }
       return std::nullopt;
     }
     auto index = value.asInteger();
-    if (!index || *index < 0 || static_cast<size_t>(*index) >= config.targets.size())
+    if (!index || *index < 0 || static_cast<size_t>(*index) >= config.configured_targets)
       return std::nullopt;
     return static_cast<size_t>(*index);
   }

@@ -67,6 +67,9 @@ struct Config {
   Config& operator=(const Config&);
 
   std::vector<Target> targets;
+  // The targets of the configuration (or preset), first in `targets`; the aggregates of fallback
+  // lists follow them. The last octet picks among these only.
+  size_t configured_targets = 0;
   std::vector<Rule> rules;
   // The rules that can match this proxy (their workload conditions hold), in order: the only ones
   // tried per connection. parseConfig leaves the rules without workload conditions; bindWorkload

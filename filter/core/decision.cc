@@ -90,7 +90,7 @@ Decision decideWith(const Config& config, std::string_view source_address,
                     std::string_view server_name, ParseSource parse_source,
                     ParseDestination parse_destination, AddressMemos* memos) {
   Decision decision;
-  if (config.targets.empty()) {
+  if (config.configured_targets == 0) {  // also guards the modulo below
     decision.reason = "no targets configured";
     return decision;
   }
@@ -123,7 +123,7 @@ Decision decideWith(const Config& config, std::string_view source_address,
   }
   decision.verdict = Verdict::kRoute;
   decision.last_octet = source->ip.lastOctet();
-  decision.target = decision.last_octet % config.targets.size();
+  decision.target = decision.last_octet % config.configured_targets;
   if (!config.probes.empty()) {  // presets have none: one test
     if (memos != nullptr && repeatsLastRules(config, *memos, source->ip, port, server_name)) {
       decision.rule = memos->rules.rule;

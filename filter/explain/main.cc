@@ -225,7 +225,7 @@ Result<int> explain(const Options& options) {
       why = decision.rule >= 0
                 ? "rule " + ruleName(config, decision)
                 : "no rule matched: last octet " + std::to_string(decision.last_octet) +
-                      " modulo " + std::to_string(config.targets.size());
+                      " modulo " + std::to_string(config.configured_targets);
       if (config.mode == tcpsteer::Mode::kDryRun) why += " (dry-run: not applied)";
     } else {
       why = std::string(decision.reason);

@@ -163,6 +163,12 @@ TEST(Rules, FallbackListsRouteToAnAggregateCluster) {
   EXPECT_EQ(decision.cluster.view(), "tcpsteer-failover|443|egress1+egress2");
   EXPECT_EQ(decide(istio, "192.168.0.9:1", "192.0.2.1:8443").cluster.view(),
             "tcpsteer-failover|8443|egress2+egress1");
+  // Without a rule, the last octet picks among the configured targets only, never an aggregate.
+  for (int octet : {2, 3, 4, 5}) {
+    Decision parity = decide(istio, "192.168.0." + std::to_string(octet) + ":1", "192.0.2.1:443");
+    EXPECT_EQ(parity.rule, -1);
+    EXPECT_EQ(parity.target, static_cast<size_t>(octet % 2)) << octet;
+  }
   Config standalone =
       parseOk(R"({"preset": "standalone", "rules": [{"target": ["egress2", "egress1"]}]})");
   EXPECT_EQ(decide(standalone, "10.0.0.2:1", "").cluster.view(),

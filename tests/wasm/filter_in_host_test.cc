@@ -35,7 +35,8 @@ struct Filter {
   Vm::PluginStatus status = Vm::PluginStatus::kFailed;
 
   explicit Filter(const std::string& configuration, VmOptions options = {},
-                  const std::string& root_id = "tcpsteer") {
+                  const std::string& root_id = "tcpsteer",
+                  const std::map<std::string, std::string>& node_metadata = {}) {
     options.engine = g_engine;
     LoadReport report;
     vm = Vm::load(module(), std::move(options), &report);
@@ -43,7 +44,7 @@ struct Filter {
     if (!vm) return;
     EXPECT_EQ(vm->precompiled(), g_engine == EngineChoice::kPrecompiled);
     EXPECT_TRUE(vm->start());
-    status = vm->startPlugin({root_id, configuration, "tcpsteer", "", {}});
+    status = vm->startPlugin({root_id, configuration, "tcpsteer", "", node_metadata});
   }
 
   // Opens, routes and closes a connection; returns the cluster tcp_proxy would use ("" = its own).
@@ -53,6 +54,8 @@ struct Filter {
     const Connection* c = vm->connection(id);
     std::string cluster = c->cluster_at_start.value_or("");
     closed_by_filter = c->closed_by_filter;
+    auto recorded = c->filter_state.find("wasm.tcpsteer");
+    decision = recorded != c->filter_state.end() ? recorded->second : "";
     vm->closeDownstream(id, PeerType::kRemote);
     vm->forgetConnection(id);
     return cluster;
@@ -68,6 +71,7 @@ struct Filter {
   int64_t metric(const std::string& name) const { return vm->metricValue(name).value_or(-1); }
 
   bool closed_by_filter = false;
+  std::string decision;  // the last connection's wasm.tcpsteer filter state
 };
 
 class FilterInHost : public ::testing::TestWithParam<EngineChoice> {
@@ -335,6 +339,67 @@ TEST_P(FilterInHost, HundredThousandConnections) {
   EXPECT_EQ(filter.metric("tcpsteer.routed.egress1") + filter.metric("tcpsteer.routed.egress2"),
             100000);
   EXPECT_EQ(filter.vm->liveConnections(), 0u);
+}
+
+// Issue #23's selection in the emulator: workload rules bound from the node metadata (rules for
+// other workloads not tried, no counter), SNI and destination rules, a fallback list, and the
+// decision recorded for the access log.
+TEST_P(FilterInHost, SelectionByWorkloadSniAndDestination) {
+  const std::map<std::string, std::string> billing = {
+      {"NAMESPACE", "billing"}, {"WORKLOAD_NAME", "ledger"}, {"LABELS.app", "ledger"}};
+  Filter filter(
+      R"({"targets": [{"name": "e1", "cluster": "e1-{port}"}, {"name": "e2", "cluster": "e2-{port}"},
+                  {"name": "audit", "cluster": "audit-{port}"}],
+      "rules": [{"name": "shop", "namespace": "shop", "target": "audit"},
+                {"name": "bank", "namespace": "billing", "labels": {"app": "ledger"}, "sni": "*.bank.example", "target": "audit"},
+                {"name": "lab", "destination_cidr": "192.0.2.0/24", "ports": "8000-8099", "target": "e2"},
+                {"name": "ha", "sni": "api.example.com", "target": ["e1", "e2"]}]})",
+      {}, "tcpsteer", billing);
+  ASSERT_EQ(filter.status, Vm::PluginStatus::kOk);
+  EXPECT_TRUE(filter.logged("rules=4 (for this proxy: bank,lab,ha)"));
+  auto sni = [](const std::string& name) {
+    return std::map<std::string, std::string>{{"connection.requested_server_name", name}};
+  };
+  EXPECT_EQ(filter.route("10.0.0.3:1", "93.184.216.34:443", sni("Pay.Bank.Example")), "audit-443");
+  EXPECT_EQ(filter.decision, "target=audit rule=bank");
+  EXPECT_EQ(filter.route("10.0.0.3:2", "192.0.2.7:8080", sni("")), "e2-8080");
+  EXPECT_EQ(filter.decision, "target=e2 rule=lab");
+  EXPECT_EQ(filter.route("10.0.0.3:3", "192.0.2.7:443", sni("api.example.com")),
+            "tcpsteer-failover|443|e1+e2");
+  EXPECT_EQ(filter.decision, "target=e1+e2 rule=ha");
+  EXPECT_EQ(filter.route("10.0.0.3:4", "93.184.216.34:443", sni("other.example")), "e1-443");
+  EXPECT_EQ(filter.decision, "target=e1 rule=default");  // 3 % 3 = 0
+  EXPECT_EQ(filter.metric("tcpsteer.rule.bank"), 1);
+  EXPECT_EQ(filter.metric("tcpsteer.rule.ha"), 1);
+  EXPECT_EQ(filter.metric("tcpsteer.routed.e1+e2"), 1);
+  EXPECT_EQ(filter.metric("tcpsteer.rule.shop"), -1);  // never tried here: not defined
+}
+
+TEST_P(FilterInHost, WorkloadRulesNeedTheProxysMetadata) {
+  Filter filter(R"({"rules": [{"labels": {"app": "x"}, "target": 0}]})");
+  EXPECT_EQ(filter.status, Vm::PluginStatus::kConfigRejected);
+  EXPECT_TRUE(
+      filter.logged("[TCP WASM] invalid configuration at 'rules[0].labels': this proxy has no "
+                    "node.metadata.LABELS",
+                    LogLevel::kError));
+  Filter labelled(R"({"rules": [{"labels": {"app": "x"}, "target": 0}]})", {}, "tcpsteer",
+                  {{"LABELS.tier", "web"}});  // LABELS without the key: loads, never matches
+  EXPECT_EQ(labelled.status, Vm::PluginStatus::kOk);
+  EXPECT_TRUE(labelled.logged("rules=1 (for this proxy: )"));
+}
+
+TEST_P(FilterInHost, ShadowedRuleIsAWarningAndDryRunRecordsTheDecision) {
+  Filter filter(R"({"preset": "standalone", "mode": "dry-run", "rules": [
+      {"name": "all-443", "ports": 443, "target": 1},
+      {"name": "api", "ports": 443, "sni": "api.example.com", "target": 0}]})");
+  ASSERT_EQ(filter.status, Vm::PluginStatus::kOk);
+  EXPECT_TRUE(
+      filter.logged("[TCP WASM] configuration: rules[1] (api) can never match: rules[0] "
+                    "(all-443) matches every connection it would",
+                    LogLevel::kWarn));
+  EXPECT_EQ(filter.route("10.0.0.2:1"), "");  // dry-run: tcp_proxy's own cluster
+  EXPECT_EQ(filter.decision, "target=egress2 rule=all-443 dry-run");
+  EXPECT_EQ(filter.metric("tcpsteer.rule.all-443"), 1);
 }
 
 }  // namespace
