@@ -112,7 +112,7 @@ class Envoy:
     """envoy -c CONFIG (a dict, written as JSON) with its own admin port and log."""
 
     def __init__(self, config, name="envoy", concurrency=2, extra_args=(), workdir=None,
-                 drain_time_s=1, component_log_level="wasm:debug"):
+                 drain_time_s=1, component_log_level="wasm:debug", env=None):
         self.binary = envoy_binary()
         self.name = name
         self.dir = workdir or scratch(name)
@@ -137,16 +137,19 @@ class Envoy:
                      "-l", "info", "--component-log-level", component_log_level, *extra_args]
         self.process = None
         self.admin = None
+        self.env = {**os.environ, **(env or {})}
 
     def run_to_exit(self, timeout=60):
         """Runs Envoy expecting it to exit by itself (a refused configuration): (status, log)."""
         with open(self.log_path, "w") as log:
-            done = subprocess.run(self.args, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+            done = subprocess.run(self.args, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                  env=self.env)
         return done.returncode, self.log()
 
     def start(self, timeout=30):
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                            env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -227,6 +230,22 @@ def wasm_filter(module, configuration, root_id="tcpsteer", fail_open=False):
                 "vm_config": {"runtime": "envoy.wasm.runtime.v8",
                               "code": {"local": {"filename": module}}},
             },
+        },
+    }
+
+
+def dynamic_module_filter(configuration):
+    """libtcpsteer_dm.so (found through ENVOY_DYNAMIC_MODULES_SEARCH_PATH) with the same
+    configuration text the wasm filter takes; its counters under Envoy's default namespace
+    dynamicmodulescustom (the wasm module's are under wasmcustom)."""
+    return {
+        "name": "envoy.filters.network.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter",
+            "dynamic_module_config": {"name": "tcpsteer_dm"},
+            "filter_name": "tcpsteer",
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": configuration},
         },
     }
 
