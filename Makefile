@@ -69,7 +69,7 @@ bench: wasm native
 	$(NATIVE_DIR)/bench/host_bench
 	python3 tests/wasm/cost_budget.py $(NATIVE_DIR)/host/tcpsteer-host $(MODULE)
 	bash bench/apps_bench.sh $(NATIVE_DIR)/apps/egress-server
-	python3 bench/envoy_bench.py $(MODULE) $(NATIVE_DIR)/apps/egress-server
+	python3 bench/envoy_bench.py $(MODULE) $(NATIVE_DIR)/apps/egress-server $(NATIVE_DIR)/filter
 	bash bench/egress_path_bench.sh $(MODULE)
 
 # sdk/, filter/plugin/ and the SDK probe module only compile for wasm32: checked with the wasm database.
