@@ -97,7 +97,10 @@ def decisions(envoy, count):
     lines = []
     while time.time() < deadline:
         try:
-            lines = [l.split(" ", 2)[2].strip() for l in open(envoy.access_log) if l.startswith("[access]")]
+            # "source-ip cluster decision": the port differs run to run, and two workers flush
+            # their lines in either order, so lines are compared as a sorted list.
+            lines = sorted(re.sub(r"^\[access\] ([^ ]+):\d+ ", r"\1 ", l.strip())
+                           for l in open(envoy.access_log) if l.startswith("[access]"))
         except OSError:
             lines = []
         if len(lines) >= count:
