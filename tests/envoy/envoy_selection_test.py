@@ -1,5 +1,7 @@
 """Egress selection (issue #23) in real Envoy, every port the OS's.
-Usage: envoy_selection_test.py MODULE TCPSTEER_HOST TCPSTEER
+Usage: envoy_selection_test.py MODULE TCPSTEER_HOST TCPSTEER [DM_DIR]
+With DM_DIR every Envoy of the test runs libtcpsteer_dm.so (the dynamic module, from DM_DIR)
+instead of tcpsteer.wasm, its workload identity from istio-proxy's environment and labels file.
 
 - Workload rules read the proxy's node metadata (NAMESPACE, WORKLOAD_NAME, SERVICE_ACCOUNT, LABELS
   from Envoy's bootstrap node): two Envoys with the same configuration but different identities
@@ -25,10 +27,14 @@ import subprocess
 import sys
 import time
 
-from envoy_harness import (Checks, EchoUpstream, Envoy, client_hello, connect, read_line, scratch,
-                           static_cluster, tcp_proxy, tls_inspector, wasm_filter)
+from envoy_harness import (Checks, EchoUpstream, Envoy, client_hello, connect,
+                           dynamic_module_filter, read_line, scratch, static_cluster, tcp_proxy,
+                           tls_inspector, wasm_filter)
 
 module, host_tool, explain_tool = sys.argv[1:4]
+dm_dir = sys.argv[4] if len(sys.argv) > 4 else None
+STATS = "dynamicmodulescustom" if dm_dir else "wasmcustom"
+LOGGER = "dynamic_modules" if dm_dir else "wasm"
 checks = Checks("envoy_selection")
 check = checks.check
 
@@ -60,6 +66,27 @@ CONFIG = json.dumps({
     ]})
 
 
+def plugin_filter(configuration):
+    return dynamic_module_filter(configuration) if dm_dir else wasm_filter(module, configuration)
+
+
+def identity_env(name, metadata):
+    """The dynamic module's view of the node metadata: istio-proxy's variables and labels file."""
+    if not dm_dir:
+        return None
+    env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": dm_dir}
+    if metadata:
+        labels = os.path.join(scratch(f"podinfo-{name}"), "labels")
+        with open(labels, "w") as out:
+            out.write("".join(f'{k}="{v}"\n' for k, v in metadata.get("LABELS", {}).items()))
+        env.update({"POD_NAMESPACE": metadata["NAMESPACE"], "ISTIO_META_WORKLOAD_NAME":
+                    metadata["WORKLOAD_NAME"], "SERVICE_ACCOUNT": metadata["SERVICE_ACCOUNT"],
+                    "TCPSTEER_LABELS_FILE": labels})
+    else:
+        env["TCPSTEER_LABELS_FILE"] = os.path.join(scratch("nolabels"), "absent")
+    return env
+
+
 def envoy_with(name, configuration, metadata, addresses=("127.0.0.1",), extra_clusters=(),
                default_cluster="egress1"):
     access_log = os.path.join(scratch("access"), "access.log")
@@ -71,10 +98,11 @@ def envoy_with(name, configuration, metadata, addresses=("127.0.0.1",), extra_cl
         listeners.append({
             "name": f"main{i}", "address": {"socket_address": {"address": address, "port_value": 0}},
             "listener_filters": [tls_inspector()],
-            "filter_chains": [{"filters": [wasm_filter(module, configuration),
+            "filter_chains": [{"filters": [plugin_filter(configuration),
                                            tcp_proxy(default_cluster, access_log=access_log)]}]})
     envoy = Envoy({"node": node, "static_resources": {
-        "listeners": listeners, "clusters": clusters + list(extra_clusters)}}, name=name)
+        "listeners": listeners, "clusters": clusters + list(extra_clusters)}}, name=name,
+        component_log_level=f"{LOGGER}:debug", env=identity_env(name, metadata))
     checks.envoys.append(envoy)
     envoy.access_log = access_log
     return envoy
@@ -192,7 +220,8 @@ for envoy, lines, subset in ((billing, billing_lines, [c for c in cases if c[0] 
 check("the access log prints the SNI Envoy saw (%REQUESTED_SERVER_NAME%)",
       any("sni=pay.bank.example" in line for line in billing_lines), "".join(billing_lines[:3]))
 
-counters = billing.counters(r"^wasmcustom\.tcpsteer\.rule\.")
+counters = {name.replace(STATS, "wasmcustom", 1): value
+            for name, value in billing.counters(rf"^{STATS}\.tcpsteer\.rule\.").items()}
 check("per-rule counters count each rule's connections",
       counters.get("wasmcustom.tcpsteer.rule.ledger-bank") == 1
       and counters.get("wasmcustom.tcpsteer.rule.second-ip") == 1
@@ -250,8 +279,8 @@ with open(config_file, "w") as out:
     out.write(json.dumps({"rules": [{"labels": {"app": "x"}, "target": 0}]}))
 done = subprocess.run([explain_tool, "explain", "--config", config_file], capture_output=True,
                       text=True)
-envoy_line = next((l.split("wasm log tcpsteer: ", 1)[1] for l in log.splitlines()
-                   if "wasm log tcpsteer: [TCP WASM] invalid" in l), None)
+envoy_line = next(("[TCP WASM] " + l.split("[TCP WASM] ", 1)[1] for l in log.splitlines()
+                   if "[TCP WASM] invalid" in l), None)
 check("tcpsteer explain refuses it with the line Envoy logged, exit 1",
       done.returncode == 1 and envoy_line is not None and done.stdout.strip() == envoy_line,
       f"{done.returncode}: {done.stdout!r} vs Envoy {envoy_line!r}")
@@ -260,7 +289,7 @@ shadow = envoy_with("shadow", json.dumps({"preset": "standalone", "rules": [
     {"name": "api", "ports": 443, "sni": "api.example.com", "target": 1}]}), None)
 shadow.start()
 check("a shadowed rule is a warning line at configure time",
-      shadow.wait_for_log("[warning][wasm]") and shadow.wait_for_log(
+      shadow.wait_for_log(f"[warning][{LOGGER}]") and shadow.wait_for_log(
           "rules[1] (api) can never match: rules[0] (all-443) matches every connection it would"),
       shadow.log()[-800:])
 
