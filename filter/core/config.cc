@@ -196,7 +196,6 @@ void activate(Config& config, const WorkloadIdentity* identity) {
                                               [](const Target& t) { return t.cluster.has_port; });
   config.needs_destination_address = false;
   config.needs_server_name = false;
-  config.needs_source_spread = false;
   for (size_t i = 0; i < config.rules.size(); ++i) {
     Rule& rule = config.rules[i];
     bool depends = !rule.workload.empty() || spreadsByWorkload(rule);
@@ -214,7 +213,6 @@ void activate(Config& config, const WorkloadIdentity* identity) {
     config.needs_destination_address =
         config.needs_destination_address || rule.needsDestinationAddress();
     config.needs_server_name = config.needs_server_name || rule.needsServerName();
-    config.needs_source_spread = config.needs_source_spread || rule.spreadsPerConnection();
   }
 }
 
@@ -644,6 +642,18 @@ class ConfigReader {
     return true;
   }
 
+  // The form of every list condition: one item, or an array of 1..64 items, each accepted by
+  // `one` (which also stores it).
+  template <typename One>
+  static bool oneOrList(const json::Value& value, One one) {
+    if (value.type != json::Value::Type::kArray) return one(value);
+    if (value.items.empty() || value.items.size() > kMaxConditionItems) return false;
+    for (const json::Value& item : value.items) {
+      if (!one(item)) return false;
+    }
+    return true;
+  }
+
   // A string or an array of 1..64 strings, each accepted by `valid`.
   bool readNames(const json::Value* value, const Field& field, bool (*valid)(std::string_view),
                  std::vector<std::string>& out) {
@@ -653,13 +663,7 @@ class ConfigReader {
       out.push_back(item.text);
       return true;
     };
-    bool ok = value->type == json::Value::Type::kArray
-                  ? !value->items.empty() && value->items.size() <= kMaxConditionItems
-                  : one(*value);
-    if (value->type == json::Value::Type::kArray) {
-      for (const json::Value& item : value->items) ok = ok && one(item);
-    }
-    if (!ok) {
+    if (!oneOrList(*value, one)) {
       return fail(
           field, "not a Kubernetes name or a list of 1 to 64 of them",
           "lowercase a-z 0-9 - . (at most 253), e.g. \"billing\" or [\"billing\", \"shop\"]");
@@ -693,13 +697,7 @@ class ConfigReader {
       if (prefix) out.push_back(*prefix);
       return prefix.has_value();
     };
-    bool ok = value->type == json::Value::Type::kArray
-                  ? !value->items.empty() && value->items.size() <= kMaxConditionItems
-                  : one(*value);
-    if (value->type == json::Value::Type::kArray) {
-      for (const json::Value& item : value->items) ok = ok && one(item);
-    }
-    if (!ok) {
+    if (!oneOrList(*value, one)) {
       // The words of the single-CIDR rules that came first (docs and logs quote them); a list
       // of 1 to 64 prefixes is accepted too.
       return fail(field, "not a valid CIDR (host bits must be zero)",
@@ -726,13 +724,7 @@ class ConfigReader {
       out.push_back(PortRange{*low, *high});
       return true;
     };
-    bool ok = value->type == json::Value::Type::kArray
-                  ? !value->items.empty() && value->items.size() <= kMaxConditionItems
-                  : one(*value);
-    if (value->type == json::Value::Type::kArray) {
-      for (const json::Value& item : value->items) ok = ok && one(item);
-    }
-    if (!ok) {
+    if (!oneOrList(*value, one)) {
       return fail(field, "not a port, a port range or a list of them",
                   "443, \"8000-8099\", or a list such as [443, \"8000-8099\"] (ports 1-65535)");
     }
@@ -748,13 +740,7 @@ class ConfigReader {
       if (pattern) out.push_back(std::move(*pattern));
       return pattern.has_value();
     };
-    bool ok = value->type == json::Value::Type::kArray
-                  ? !value->items.empty() && value->items.size() <= kMaxConditionItems
-                  : one(*value);
-    if (value->type == json::Value::Type::kArray) {
-      for (const json::Value& item : value->items) ok = ok && one(item);
-    }
-    if (!ok) {
+    if (!oneOrList(*value, one)) {
       return fail(
           field, "not a server name or a list of 1 to 64 of them",
           "a DNS name such as \"api.example.com\" or \"*.example.com\" (any name below it)");

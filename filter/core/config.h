@@ -90,7 +90,6 @@ struct Config {
   bool needs_destination_port = false;     // match_ports, "{port}" or a ports condition
   bool needs_destination_address = false;  // destination_cidr / destination_except
   bool needs_server_name = false;          // sni
-  bool needs_source_spread = false;        // a spread by source IP
   // Some rule has workload conditions or spreads by workload or namespace: bindWorkload needs the
   // proxy's identity.
   bool needs_workload = false;

@@ -109,13 +109,6 @@ std::string ServerNamePattern::display() const {
   return wildcard ? "*" + text : text;
 }
 
-bool Rule::matches(const ConnectionFacts& connection) const {
-  return matchesSource(*connection.source) &&
-         (ports.empty() || (connection.port && matchesPort(*connection.port))) &&
-         (!needsDestinationAddress() || matchesDestination(connection.destination)) &&
-         (server_names.empty() || matchesServerName(connection.server_name));
-}
-
 bool Rule::matchesSource(const IpAddress& source) const {
   if (!source_cidrs.empty() && !anyContains(source_cidrs, source)) return false;
   if (!has_last_octet) return true;

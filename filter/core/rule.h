@@ -43,15 +43,6 @@ struct WorkloadSelector {
   }
 };
 
-// What a connection offers the per-connection conditions. Pointers are null and the name empty
-// when the host did not give them (a rule that needs one then does not match).
-struct ConnectionFacts {
-  const IpAddress* source = nullptr;
-  const IpAddress* destination = nullptr;
-  std::optional<uint16_t> port;  // destination port before port_map
-  std::string_view server_name;
-};
-
 // How a spreading rule picks among its targets: by which key, with which weights.
 enum class SpreadKey : uint8_t { kNone, kSourceIp, kWorkload, kNamespace };
 
@@ -92,9 +83,8 @@ struct Rule {
   SpreadKey spread_key = SpreadKey::kNone;
   std::vector<WeightedTarget> spread;
 
-  // The per-connection conditions, all of them (tests, tcpsteer explain). The scan in decide
-  // reads a RuleProbe and calls the parts below only for the conditions the rule has.
-  bool matches(const ConnectionFacts& connection) const;
+  // The per-connection conditions, in parts: the scan in decide reads a RuleProbe and calls a part
+  // only for the conditions the rule has.
   bool matchesSource(const IpAddress& source) const;
   bool matchesPort(uint16_t port) const;                        // ports not empty
   bool matchesDestination(const IpAddress* destination) const;  // destination conditions

@@ -2,6 +2,8 @@
 // filter/core, the same configuration, decisions, log lines and counters as tcpsteer.wasm, without
 // a wasm VM. Envoy calls the hooks below (extern "C", the only exported symbols); no exception
 // crosses them: a failure in a hook is logged and fails closed.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +14,7 @@
 
 #include "filter/core/config.h"
 #include "filter/core/decision.h"
+#include "filter/core/decision_record.h"
 #include "filter/core/filter_state.h"
 #include "filter/core/text.h"
 #include "filter/dynamic_module/abi.h"
@@ -29,6 +32,7 @@ constexpr std::string_view kLogPrefix =
 // prefixes "wasm."), so one access-log format prints either module's decisions.
 constexpr std::string_view kDecisionKey = "wasm.tcpsteer";
 constexpr size_t kMaxLoggedText = 64;
+constexpr off_t kMaxLabelsFileBytes = off_t{256} * 1024;  // Kubernetes caps a pod's labels far below this
 using LogLine = FixedText<640>;
 
 envoy_dm_module_buffer buffer(std::string_view text) {
@@ -58,8 +62,14 @@ WorkloadIdentity identityFromEnvironment(const Config& config) {
   identity.workload_name = variable("ISTIO_META_WORKLOAD_NAME");
   identity.service_account = variable("SERVICE_ACCOUNT");
   std::string path = variable("TCPSTEER_LABELS_FILE").value_or("/etc/istio/pod/labels");
-  std::ifstream labels(path);
-  if (labels) {
+  // A regular file of reasonable size only: a FIFO or a device would block or never end, and
+  // this runs on Envoy's main thread.
+  struct stat info{};
+  std::ifstream labels;
+  if (::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+      info.st_size <= kMaxLabelsFileBytes)
+    labels.open(path);
+  if (labels.is_open()) {
     identity.has_labels = true;
     std::vector<std::string> wanted = labelKeys(config);
     std::string line;
@@ -88,8 +98,7 @@ struct ModuleConfig {
   size_t skipped = SIZE_MAX;
   size_t dry_run = SIZE_MAX;
   size_t errors = SIZE_MAX;
-  std::vector<std::string> default_recorded;  // per target
-  std::vector<std::string> rule_recorded;     // per rule (empty: a spread per connection)
+  DecisionRecords records;  // the decision texts for the access log
 };
 
 std::atomic<uint64_t> g_generation{0};
@@ -116,11 +125,6 @@ void count(envoy_dm_filter_envoy_ptr filter, size_t id) {
   if (id != SIZE_MAX) envoy_dynamic_module_callback_network_filter_increment_counter(filter, id, 1);
 }
 
-std::string recordText(const Config& config, size_t target, std::string_view rule) {
-  return concat({"target=", config.targets[target].name, " rule=", rule,
-                 config.mode == Mode::kDryRun ? " dry-run" : ""});
-}
-
 // The configuration of Envoy's filter_config, as the wasm module reads its plugin configuration:
 // the same reader, the same refusal line. nullptr refuses the filter config (Envoy rejects it).
 std::unique_ptr<ModuleConfig> makeConfig(envoy_dm_config_envoy_ptr envoy_config,
@@ -142,19 +146,12 @@ std::unique_ptr<ModuleConfig> makeConfig(envoy_dm_config_envoy_ptr envoy_config,
   for (const std::string& warning : config.warnings)
     log(envoy_dm_log_level_Warn, concat({kLogPrefix, "configuration: ", warning}));
   module->generation = g_generation.fetch_add(1) + 1;
-  for (const Target& target : config.targets) {
+  for (const Target& target : config.targets)
     module->routed.push_back(defineCounter(envoy_config, "tcpsteer.routed." + target.name));
-    module->default_recorded.push_back(recordText(config, module->routed.size() - 1, "default"));
-  }
   module->rules.assign(config.rules.size(), SIZE_MAX);
-  module->rule_recorded.assign(config.rules.size(), std::string());
-  for (uint16_t rule : config.active_rules) {
+  for (uint16_t rule : config.active_rules)
     module->rules[rule] = defineCounter(envoy_config, "tcpsteer.rule." + config.rules[rule].name);
-    if (!config.rules[rule].spreadsPerConnection()) {
-      module->rule_recorded[rule] =
-          recordText(config, config.rules[rule].target, config.rules[rule].name);
-    }
-  }
+  module->records.build(config);
   module->unroutable = defineCounter(envoy_config, "tcpsteer.unroutable");
   module->skipped = defineCounter(envoy_config, "tcpsteer.skipped");
   module->dry_run = defineCounter(envoy_config, "tcpsteer.dry_run");
@@ -296,16 +293,7 @@ envoy_dm_data_status onNewConnection(envoy_dm_filter_envoy_ptr filter, const Mod
     log(level, line.view());
   }
   std::string spread_text;
-  std::string_view recorded;
-  if (decision.rule < 0) {
-    recorded = module.default_recorded[decision.target];
-  } else if (!module.rule_recorded[static_cast<size_t>(decision.rule)].empty()) {
-    recorded = module.rule_recorded[static_cast<size_t>(decision.rule)];
-  } else {
-    spread_text =
-        recordText(config, decision.target, config.rules[static_cast<size_t>(decision.rule)].name);
-    recorded = spread_text;
-  }
+  std::string_view recorded = module.records.of(config, decision, spread_text);
   if (!envoy_dynamic_module_callback_network_set_filter_state_bytes(filter, buffer(kDecisionKey),
                                                                     buffer(recorded))) {
     count(filter, module.errors);

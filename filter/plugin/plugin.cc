@@ -9,6 +9,7 @@
 
 #include "filter/core/config.h"
 #include "filter/core/decision.h"
+#include "filter/core/decision_record.h"
 #include "filter/core/filter_state.h"
 #include "filter/core/text.h"
 #include "proxy_wasm/api.h"
@@ -97,7 +98,7 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     encoded_.assign(config_->targets.size(), EncodedTarget());
     memos_.rules = RulesMemo();  // the rules' last answer was for the previous configuration
     defineMetrics(*config_);
-    makeRecordedTexts(*config_);
+    records_.build(*config_);
     if (proxy_wasm::logEnabled(HostLogLevel::kInfo)) {
       std::string line(kLogPrefix);
       line += "configured root_id="sv;
@@ -158,15 +159,8 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     return encoded;
   }
 
-  // "target=egress1 rule=billing": texts made once per configuration for every (rule, target) a
-  // decision can produce, so a connection passes a pointer instead of building one.
   std::string_view recorded(const Config& config, const Decision& decision) {
-    if (decision.rule < 0) return default_recorded_[decision.target];
-    std::string_view fixed = rule_recorded_[decision.rule];
-    if (!fixed.empty()) return fixed;
-    // A spread per connection: its target changes with the source.
-    spread_recorded_ = recordText(config, decision.target, config.rules[decision.rule].name);
-    return spread_recorded_;
+    return records_.of(config, decision, spread_recorded_);
   }
 
   // connection.requested_server_name, kept here until the next connection reads it: the stream
@@ -235,36 +229,6 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
     return identity;
   }
 
-  static std::string recordText(const Config& config, size_t target, std::string_view rule) {
-    return concat({"target=", config.targets[target].name, " rule=", rule,
-                   config.mode == Mode::kDryRun ? " dry-run" : ""});
-  }
-
-  void makeRecordedTexts(const Config& config) {
-    // All texts in one string, then views into it (a view costs a connection less than a
-    // std::string's short/long test).
-    std::vector<size_t> ends;
-    recorded_texts_.clear();
-    for (size_t i = 0; i < config.targets.size(); ++i) {
-      recorded_texts_ += recordText(config, i, "default");
-      ends.push_back(recorded_texts_.size());
-    }
-    for (const Rule& rule : config.rules) {
-      if (!rule.spreadsPerConnection())
-        recorded_texts_ += recordText(config, rule.target, rule.name);
-      ends.push_back(recorded_texts_.size());
-    }
-    std::string_view all = recorded_texts_;
-    default_recorded_.clear();
-    rule_recorded_.clear();
-    size_t start = 0;
-    for (size_t i = 0; i < ends.size(); ++i) {
-      (i < config.targets.size() ? default_recorded_ : rule_recorded_)
-          .push_back(all.substr(start, ends[i] - start));
-      start = ends[i];
-    }
-  }
-
   uint32_t define(const std::string& name) {
     auto id = proxy_wasm::defineMetric(MetricType::kCounter, name);
     if (!id.ok()) {
@@ -293,12 +257,10 @@ class TcpSteerRoot : public proxy_wasm::RootContext {
   AddressMemos memos_;                  // the last connection's addresses
   uint32_t routed_[kMaxTargets] = {};  // metric id per target; a fixed array keeps the module small
   std::vector<uint32_t> rule_metrics_;  // per rule; 0 for the rules this proxy never tries
-  std::string recorded_texts_;          // every text below, one after another
-  std::vector<std::string_view> default_recorded_;  // per target: no rule matched
-  std::vector<std::string_view> rule_recorded_;     // per rule (empty: spread per connection)
-  std::string spread_recorded_;                     // the last spread-per-connection decision
-  proxy_wasm::WasmData server_name_;                // the last connection's SNI
-  proxy_wasm::WasmData destination_;                // and destination.address, when read
+  DecisionRecords records_;             // the decision texts for the access log
+  std::string spread_recorded_;         // the last spread-per-connection decision's text
+  proxy_wasm::WasmData server_name_;    // the last connection's SNI
+  proxy_wasm::WasmData destination_;    // and destination.address, when read
   uint32_t unroutable_ = 0;
   uint32_t skipped_ = 0;
   uint32_t dry_run_ = 0;

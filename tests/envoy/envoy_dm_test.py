@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 
-from envoy_harness import (Checks, EchoUpstream, Envoy, client_hello, connect, dynamic_module_filter,
+from envoy_harness import (Checks, EchoUpstream, Envoy, access_lines, client_hello, connect,
+                           dynamic_module_filter,
                            envoy_binary, read_line, scratch, static_cluster, tcp_proxy,
                            tls_inspector, wasm_filter)
 
@@ -64,7 +65,7 @@ upstreams = {name: EchoUpstream(name) for name in names}
 clusters = [static_cluster(n, u.port) for n, u in upstreams.items()]
 
 
-def start(kind, configuration, name, sni_listener=False):
+def start(kind, configuration, name, sni_listener=False, env=None):
     access_log = os.path.join(scratch("access"), "access.log")
     proxy = tcp_proxy("egress1", access_log=access_log)
     proxy["typed_config"]["access_log"][0]["typed_config"]["log_format"] = {
@@ -76,7 +77,7 @@ def start(kind, configuration, name, sni_listener=False):
         listener["listener_filters"] = [tls_inspector()]
     envoy = Envoy({"node": {"id": name, "cluster": "tcpsteer-test", "metadata": METADATA},
                    "static_resources": {"listeners": [listener], "clusters": clusters}},
-                  name=name, env={"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": dm_dir, **ISTIO_ENV},
+                  name=name, env={"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": dm_dir, **ISTIO_ENV, **(env or {})},
                   component_log_level="wasm:debug,dynamic_modules:debug")
     envoy.access_log = access_log
     checks.envoys.append(envoy)
@@ -93,20 +94,10 @@ def reach(port, source, sni):
 
 
 def decisions(envoy, count):
-    deadline = time.time() + 5
-    lines = []
-    while time.time() < deadline:
-        try:
-            # "source-ip cluster decision": the port differs run to run, and two workers flush
-            # their lines in either order, so lines are compared as a sorted list.
-            lines = sorted(re.sub(r"^\[access\] ([^ ]+):\d+ ", r"\1 ", l.strip())
-                           for l in open(envoy.access_log) if l.startswith("[access]"))
-        except OSError:
-            lines = []
-        if len(lines) >= count:
-            break
-        time.sleep(0.05)
-    return lines
+    """"source-ip cluster decision" per connection: the port differs run to run, and two workers
+    flush their lines in either order, so lines are compared as a sorted list."""
+    return sorted(re.sub(r"^\[access\] ([^ ]+):\d+ ", r"\1 ", line.strip())
+                  for line in access_lines(envoy.access_log, count))
 
 
 def decision_lines(envoy):
@@ -179,5 +170,18 @@ for number, configuration in enumerate(INVALID):
     check(f"invalid configuration {number}: both refuse it at load with the same line",
           refusals["wasm"][0] and refusals["dm"][0] and refusals["wasm"][1]
           and refusals["wasm"][1] == refusals["dm"][1], f"{refusals}")
+
+# A labels "file" that is a device or a FIFO is not read (it would never end, or block Envoy's main
+# thread): the proxy has no labels, so a label rule is refused at once.
+fifo = os.path.join(scratch("fifo"), "labels")
+os.mkfifo(fifo)
+for hostile in ("/dev/zero", fifo):
+    envoy = start("dm", '{"rules": [{"labels": {"app": "ledger"}, "target": 0}]}',
+                  "dm-hostile-labels", env={"TCPSTEER_LABELS_FILE": hostile})
+    started = time.time()
+    status, log = envoy.run_to_exit(timeout=30)
+    check(f"labels file {hostile}: not read; the label rule is refused at once",
+          status != 0 and "this proxy has no node.metadata.LABELS" in log and time.time() - started < 20,
+          log[-400:])
 
 checks.finish()

@@ -292,6 +292,22 @@ def connect(port, source, host="127.0.0.1", timeout=5):
     return client
 
 
+def access_lines(path, count, timeout=5):
+    """The "[access]" lines of an access log once `count` are there (Envoy flushes on a timer), or
+    what is there after `timeout` seconds."""
+    deadline = time.time() + timeout
+    lines = []
+    while time.time() < deadline:
+        try:
+            lines = [line for line in open(path) if line.startswith("[access]")]
+        except OSError:
+            lines = []
+        if len(lines) >= count:
+            break
+        time.sleep(0.05)
+    return lines
+
+
 def client_hello(server_name):
     """The bytes of a TLS ClientHello naming server_name (SNI), as a client would send first."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

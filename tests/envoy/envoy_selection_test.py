@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from envoy_harness import (Checks, EchoUpstream, Envoy, client_hello, connect,
+from envoy_harness import (Checks, EchoUpstream, Envoy, access_lines, client_hello, connect,
                            dynamic_module_filter, read_line, scratch, static_cluster, tcp_proxy,
                            tls_inspector, wasm_filter)
 
@@ -133,20 +133,6 @@ def upstream_for(port, source, sni=None, address="127.0.0.1"):
         return f"error: {error}"
 
 
-def access_lines(envoy, count, timeout=5):
-    deadline = time.time() + timeout
-    lines = []
-    while time.time() < deadline:
-        try:
-            lines = [l for l in open(envoy.access_log) if l.startswith("[access]")]
-        except OSError:
-            lines = []
-        if len(lines) >= count:
-            break
-        time.sleep(0.05)
-    return lines
-
-
 def replay(configuration, metadata, source, destination, sni):
     """What the host emulator decides for one connection: the decision text it records."""
     args = [host_tool, "replay", module, "--config", configuration, "--log-level", "warn",
@@ -204,8 +190,8 @@ for octet in range(20, 60):
 check("spread by source IP: each source stays on its target, both targets used",
       first == again and set(spread) == {"egress1", "egress2"}, f"{spread}, {first} then {again}")
 
-billing_lines = access_lines(billing, seen_by[billing])
-shop_lines = access_lines(shop, seen_by[shop])
+billing_lines = access_lines(billing.access_log, seen_by[billing])
+shop_lines = access_lines(shop.access_log, seen_by[shop])
 for envoy, lines, subset in ((billing, billing_lines, [c for c in cases if c[0] is billing]),
                              (shop, shop_lines, [c for c in cases if c[0] is shop])):
     # Two workers flush their access-log lines in either order: each connection's line is found by
@@ -262,7 +248,7 @@ set_format(dry)
 dry.start()
 dry_port = dry.listener_ports()["main0"]
 got = upstream_for(dry_port, "127.0.0.10", "pay.bank.example")
-line = "".join(access_lines(dry, 1))
+line = "".join(access_lines(dry.access_log, 1))
 check("dry-run: the connection stays on tcp_proxy's cluster, the log says what would have been",
       got == "egress1" and "decision=target=audit rule=ledger-bank dry-run" in line, f"{got}; {line}")
 
@@ -407,7 +393,7 @@ check("envoy-selection.yaml: github -> egress1, example -> egress2, the rest of 
       "gateway (spread by workload)", github == "egress1" and example == "egress2"
       and len(others) == 1 and others <= {"egress1", "egress2"}, f"{github} {example} {others}")
 selection.access_log = shipped_access
-logged = "".join(access_lines(selection, 12))
+logged = "".join(access_lines(selection.access_log, 12))
 check("envoy-selection.yaml: its access log prints each decision",
       "sni=api.github.com cluster=tcpsteer-failover|egress1+egress2 target=egress1+egress2 "
       "rule=github" in logged and "sni=www.example.com cluster=tcpsteer-failover|egress2+egress1 "

@@ -223,7 +223,6 @@ TEST(Spread, BySourceIpPerConnectionAndByWorkloadOncePerProxy) {
   WorkloadIdentity other = billingIdentity();
   other.namespace_name = "shop";
   Config shop = boundTo(text, other);
-  EXPECT_TRUE(shop.needs_source_spread);
   int spread[3] = {};
   for (int octet = 0; octet < 256; ++octet) {
     std::string source = "10.7." + std::to_string(octet) + ".4:1";
