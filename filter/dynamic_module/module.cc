@@ -32,7 +32,8 @@ constexpr std::string_view kLogPrefix =
 // prefixes "wasm."), so one access-log format prints either module's decisions.
 constexpr std::string_view kDecisionKey = "wasm.tcpsteer";
 constexpr size_t kMaxLoggedText = 64;
-constexpr off_t kMaxLabelsFileBytes = off_t{256} * 1024;  // Kubernetes caps a pod's labels far below this
+constexpr off_t kMaxLabelsFileBytes =
+    off_t{256} * 1024;  // Kubernetes caps a pod's labels far below this
 using LogLine = FixedText<640>;
 
 envoy_dm_module_buffer buffer(std::string_view text) {
